@@ -1,0 +1,716 @@
+//! What each benchmark kernel is, and how much work it does.
+//!
+//! Every backend, every importer and the report count FLOPs and bytes through the functions
+//! here, so a GEMM measured by the CUDA backend and a GEMM imported from another tool are
+//! rated by the same formula. The formulas are documented, with their reasoning, in
+//! `docs/results-schema.md`; a change here must change that document too.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Element type of a kernel's operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    F64,
+    F32,
+    /// f32 storage, tensor-core math with a 10-bit mantissa (NVIDIA TF32).
+    Tf32,
+    F16,
+    Bf16,
+    Fp8E4m3,
+    Int8,
+    /// 4-bit weight quantisation (llama.cpp Q4_K, MLX 4-bit); about half a byte per weight.
+    Q4,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 8] = [
+        Dtype::F64,
+        Dtype::F32,
+        Dtype::Tf32,
+        Dtype::F16,
+        Dtype::Bf16,
+        Dtype::Fp8E4m3,
+        Dtype::Int8,
+        Dtype::Q4,
+    ];
+
+    /// Bytes one element occupies in memory.
+    pub fn size_bytes(self) -> f64 {
+        match self {
+            Dtype::F64 => 8.0,
+            Dtype::F32 | Dtype::Tf32 => 4.0,
+            Dtype::F16 | Dtype::Bf16 => 2.0,
+            Dtype::Fp8E4m3 | Dtype::Int8 => 1.0,
+            Dtype::Q4 => 0.5,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F64 => "f64",
+            Dtype::F32 => "f32",
+            Dtype::Tf32 => "tf32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp8E4m3 => "fp8_e4m3",
+            Dtype::Int8 => "int8",
+            Dtype::Q4 => "q4",
+        }
+    }
+
+    /// Accepts our own names and the spellings other tools write (`float16`, `half`, ...).
+    pub fn parse(text: &str) -> Option<Dtype> {
+        let lower = text.trim().to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "f64" | "float64" | "double" | "fp64" => Dtype::F64,
+            "f32" | "float32" | "float" | "fp32" => Dtype::F32,
+            "tf32" => Dtype::Tf32,
+            "f16" | "float16" | "half" | "fp16" => Dtype::F16,
+            "bf16" | "bfloat16" => Dtype::Bf16,
+            "fp8" | "fp8_e4m3" | "e4m3" | "float8_e4m3fn" => Dtype::Fp8E4m3,
+            "int8" | "i8" => Dtype::Int8,
+            "q4" | "4bit" | "4-bit" | "int4" => Dtype::Q4,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The four STREAM-style bandwidth kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BandwidthOp {
+    /// `sum += a[i]`: one array read.
+    Read,
+    /// `a[i] = x`: one array written.
+    Write,
+    /// `b[i] = a[i]`: one read, one write.
+    Copy,
+    /// `a[i] = b[i] + q * c[i]`: two reads, one write.
+    Triad,
+}
+
+impl BandwidthOp {
+    pub const ALL: [BandwidthOp; 4] = [
+        BandwidthOp::Read,
+        BandwidthOp::Write,
+        BandwidthOp::Copy,
+        BandwidthOp::Triad,
+    ];
+
+    /// Arrays touched per element, by McCalpin's STREAM counting rule (no write-allocate
+    /// traffic counted).
+    pub fn arrays_touched(self) -> u64 {
+        match self {
+            BandwidthOp::Read | BandwidthOp::Write => 1,
+            BandwidthOp::Copy => 2,
+            BandwidthOp::Triad => 3,
+        }
+    }
+
+    /// Floating-point operations per element (read's reduction adds, triad's multiply-add).
+    pub fn flops_per_element(self) -> u64 {
+        match self {
+            BandwidthOp::Read => 1,
+            BandwidthOp::Write | BandwidthOp::Copy => 0,
+            BandwidthOp::Triad => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BandwidthOp::Read => "read",
+            BandwidthOp::Write => "write",
+            BandwidthOp::Copy => "copy",
+            BandwidthOp::Triad => "triad",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionImpl {
+    /// Scores `Q·Kᵀ` materialised in memory, softmax, then `P·V`.
+    Naive,
+    /// One kernel that never writes the score matrix (flash-attention style).
+    Fused,
+    /// Imported from a tool that did not say which; compared only with the same label.
+    Unspecified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    Forward,
+    Backward,
+}
+
+/// Which part of a transformer layer was timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerPart {
+    /// Attention block plus feed-forward block: the whole layer.
+    Full,
+    /// Q/K/V/O projections and the attention itself.
+    Attention,
+    /// Gate, up and down projections (SwiGLU feed-forward).
+    Ffn,
+}
+
+/// Shape of one decoder layer. Mistral-7B: hidden 4096, 32 heads, 8 KV heads, head_dim 128,
+/// intermediate 14336, 32 layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LayerShape {
+    pub hidden: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate: u64,
+}
+
+impl LayerShape {
+    pub const MISTRAL_7B: LayerShape = LayerShape {
+        hidden: 4096,
+        heads: 32,
+        kv_heads: 8,
+        head_dim: 128,
+        intermediate: 14336,
+    };
+    pub const MISTRAL_7B_LAYERS: u64 = 32;
+
+    /// Weights of the attention block: Q and O are hidden×(heads·head_dim), K and V are
+    /// hidden×(kv_heads·head_dim).
+    pub fn attention_weights(&self) -> u64 {
+        2 * self.hidden * self.heads * self.head_dim
+            + 2 * self.hidden * self.kv_heads * self.head_dim
+    }
+
+    /// Weights of the SwiGLU feed-forward block: gate, up and down.
+    pub fn ffn_weights(&self) -> u64 {
+        3 * self.hidden * self.intermediate
+    }
+
+    pub fn weights(&self, part: LayerPart) -> u64 {
+        match part {
+            LayerPart::Full => self.attention_weights() + self.ffn_weights(),
+            LayerPart::Attention => self.attention_weights(),
+            LayerPart::Ffn => self.ffn_weights(),
+        }
+    }
+}
+
+/// Model-level runs imported from other tools (whole-model tokens/s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelPhase {
+    /// Whole prompt in one forward pass.
+    Prefill,
+    /// One token per forward pass (autoregressive generation).
+    Decode,
+    /// Forward + backward + optimizer step (fine-tuning).
+    Train,
+}
+
+/// One benchmark configuration: the kernel and every parameter that changes its work.
+///
+/// Serialised as `{"kernel": "gemm", "params": {...}}` so a reader can dispatch on the kernel
+/// name without knowing every parameter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kernel", content = "params", rename_all = "snake_case")]
+pub enum KernelSpec {
+    /// `C[m×n] = A[m×k] · B[k×n]`.
+    Gemm {
+        m: u64,
+        n: u64,
+        k: u64,
+        dtype: Dtype,
+    },
+    /// STREAM-style kernel over arrays of `array_bytes` bytes each.
+    Bandwidth {
+        op: BandwidthOp,
+        array_bytes: u64,
+        dtype: Dtype,
+    },
+    /// Scaled dot-product attention, non-causal.
+    Attention {
+        implementation: AttentionImpl,
+        batch: u64,
+        heads: u64,
+        seq_len: u64,
+        head_dim: u64,
+        dtype: Dtype,
+    },
+    /// One transformer decoder layer (or one block of it) over `batch × seq_len` tokens.
+    Layer {
+        pass: Pass,
+        part: LayerPart,
+        batch: u64,
+        seq_len: u64,
+        shape: LayerShape,
+        dtype: Dtype,
+    },
+    /// One generation step of `batch` sequences through `layers` decoder layers: every weight
+    /// is streamed once (GEMV when batch is 1). KV-cache attention is not included.
+    Decode {
+        batch: u64,
+        layers: u64,
+        shape: LayerShape,
+        dtype: Dtype,
+    },
+    /// `elements` values loaded, `fmas_per_element` dependent multiply-adds applied to each,
+    /// stored back: raises arithmetic intensity with no change in traffic.
+    IntensitySweep {
+        elements: u64,
+        fmas_per_element: u64,
+        dtype: Dtype,
+    },
+    /// A whole model run by another tool; work counted as `tokens` per iteration.
+    Model {
+        model: String,
+        phase: ModelPhase,
+        /// Precision as the tool wrote it (e.g. `float16`, `4-bit quantized`).
+        precision: String,
+        batch: u64,
+        seq_len: u64,
+        tokens: u64,
+        /// Total parameter count when known; enables the 2·P / 6·P FLOP estimates.
+        params: Option<u64>,
+    },
+}
+
+impl KernelSpec {
+    /// Family name used for grouping in reports (`gemm`, `bandwidth`, ...).
+    pub fn family(&self) -> &'static str {
+        match self {
+            KernelSpec::Gemm { .. } => "gemm",
+            KernelSpec::Bandwidth { .. } => "bandwidth",
+            KernelSpec::Attention { .. } => "attention",
+            KernelSpec::Layer { .. } => "layer",
+            KernelSpec::Decode { .. } => "decode",
+            KernelSpec::IntensitySweep { .. } => "intensity_sweep",
+            KernelSpec::Model { .. } => "model",
+        }
+    }
+
+    /// A specific name: `bandwidth_triad`, `attention_fused`, `layer_forward`, ...
+    pub fn name(&self) -> String {
+        match self {
+            KernelSpec::Gemm { .. } => "gemm".into(),
+            KernelSpec::Bandwidth { op, .. } => format!("bandwidth_{}", op.name()),
+            KernelSpec::Attention { implementation, .. } => match implementation {
+                AttentionImpl::Naive => "attention_naive".into(),
+                AttentionImpl::Fused => "attention_fused".into(),
+                AttentionImpl::Unspecified => "attention".into(),
+            },
+            KernelSpec::Layer { pass, part, .. } => {
+                let pass = match pass {
+                    Pass::Forward => "forward",
+                    Pass::Backward => "backward",
+                };
+                match part {
+                    LayerPart::Full => format!("layer_{pass}"),
+                    LayerPart::Attention => format!("layer_attention_{pass}"),
+                    LayerPart::Ffn => format!("layer_ffn_{pass}"),
+                }
+            }
+            KernelSpec::Decode { .. } => "decode".into(),
+            KernelSpec::IntensitySweep { .. } => "intensity_sweep".into(),
+            KernelSpec::Model { phase, .. } => match phase {
+                ModelPhase::Prefill => "model_prefill".into(),
+                ModelPhase::Decode => "model_decode".into(),
+                ModelPhase::Train => "model_train".into(),
+            },
+        }
+    }
+
+    pub fn dtype(&self) -> Option<Dtype> {
+        match self {
+            KernelSpec::Gemm { dtype, .. }
+            | KernelSpec::Bandwidth { dtype, .. }
+            | KernelSpec::Attention { dtype, .. }
+            | KernelSpec::Layer { dtype, .. }
+            | KernelSpec::Decode { dtype, .. }
+            | KernelSpec::IntensitySweep { dtype, .. } => Some(*dtype),
+            KernelSpec::Model { precision, .. } => Dtype::parse(precision),
+        }
+    }
+
+    /// Precision label for grouping, including model-level strings no [`Dtype`] names.
+    pub fn precision_label(&self) -> String {
+        match self {
+            KernelSpec::Model { precision, .. } => match Dtype::parse(precision) {
+                Some(d) => d.name().to_string(),
+                None => precision.clone(),
+            },
+            other => other
+                .dtype()
+                .map(|d| d.name().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The one size a user selects configurations by with `--sizes`: GEMM's `m` (square
+    /// sweeps), a bandwidth array's bytes, the sequence length of attention and layers, the
+    /// decode batch, the sweep's FMAs per element.
+    pub fn primary_size(&self) -> u64 {
+        match self {
+            KernelSpec::Gemm { m, .. } => *m,
+            KernelSpec::Bandwidth { array_bytes, .. } => *array_bytes,
+            KernelSpec::Attention { seq_len, .. } | KernelSpec::Layer { seq_len, .. } => *seq_len,
+            KernelSpec::Decode { batch, .. } => *batch,
+            KernelSpec::IntensitySweep {
+                fmas_per_element, ..
+            } => *fmas_per_element,
+            KernelSpec::Model { seq_len, .. } => *seq_len,
+        }
+    }
+
+    /// Parameters other than the dtype, as `key=value` pairs in a fixed order: the
+    /// configuration's identity within its kernel in tables and comparisons.
+    pub fn params_label(&self) -> String {
+        match self {
+            KernelSpec::Gemm { m, n, k, .. } => format!("m={m} n={n} k={k}"),
+            KernelSpec::Bandwidth { array_bytes, .. } => format!("array_bytes={array_bytes}"),
+            KernelSpec::Attention {
+                batch,
+                heads,
+                seq_len,
+                head_dim,
+                ..
+            } => format!("batch={batch} heads={heads} seq_len={seq_len} head_dim={head_dim}"),
+            KernelSpec::Layer {
+                batch,
+                seq_len,
+                shape,
+                ..
+            } => format!("batch={batch} seq_len={seq_len} {}", shape_label(shape)),
+            KernelSpec::Decode {
+                batch,
+                layers,
+                shape,
+                ..
+            } => format!("batch={batch} layers={layers} {}", shape_label(shape)),
+            KernelSpec::IntensitySweep {
+                elements,
+                fmas_per_element,
+                ..
+            } => format!("elements={elements} fmas_per_element={fmas_per_element}"),
+            KernelSpec::Model {
+                model,
+                batch,
+                seq_len,
+                tokens,
+                ..
+            } => format!("model={model} batch={batch} seq_len={seq_len} tokens={tokens}"),
+        }
+    }
+
+    /// Floating-point operations of one iteration (a multiply-add counts 2).
+    ///
+    /// `None` where the work cannot be counted (a model run without a parameter count).
+    pub fn flops(&self) -> Option<f64> {
+        Some(match self {
+            KernelSpec::Gemm { m, n, k, .. } => 2.0 * (*m as f64) * (*n as f64) * (*k as f64),
+            KernelSpec::Bandwidth {
+                op,
+                array_bytes,
+                dtype,
+            } => op.flops_per_element() as f64 * (*array_bytes as f64 / dtype.size_bytes()),
+            KernelSpec::Attention {
+                batch,
+                heads,
+                seq_len,
+                head_dim,
+                ..
+            } => attention_flops(*batch, *heads, *seq_len, *head_dim),
+            KernelSpec::Layer {
+                pass,
+                part,
+                batch,
+                seq_len,
+                shape,
+                ..
+            } => {
+                let tokens = (*batch * *seq_len) as f64;
+                let mut forward = 2.0 * tokens * shape.weights(*part) as f64;
+                if matches!(part, LayerPart::Full | LayerPart::Attention) {
+                    forward += attention_flops(*batch, shape.heads, *seq_len, shape.head_dim);
+                }
+                match pass {
+                    Pass::Forward => forward,
+                    // Gradients w.r.t. inputs and w.r.t. weights: two GEMMs per forward GEMM.
+                    Pass::Backward => 2.0 * forward,
+                }
+            }
+            KernelSpec::Decode {
+                batch,
+                layers,
+                shape,
+                ..
+            } => 2.0 * (*batch as f64) * (*layers * shape.weights(LayerPart::Full)) as f64,
+            KernelSpec::IntensitySweep {
+                elements,
+                fmas_per_element,
+                ..
+            } => 2.0 * (*elements as f64) * (*fmas_per_element as f64),
+            KernelSpec::Model {
+                phase,
+                tokens,
+                params,
+                ..
+            } => {
+                let params = (*params)? as f64;
+                // Kaplan et al. (2020): forward ≈ 2·P FLOPs per token, training ≈ 6·P.
+                let per_token = match phase {
+                    ModelPhase::Prefill | ModelPhase::Decode => 2.0 * params,
+                    ModelPhase::Train => 6.0 * params,
+                };
+                per_token * (*tokens as f64)
+            }
+        })
+    }
+
+    /// Minimum bytes one iteration must move to or from memory: each operand read once and
+    /// each result written once. Caches can only make the real traffic larger, so the
+    /// arithmetic intensity derived from this is an upper bound.
+    pub fn bytes(&self) -> Option<f64> {
+        Some(match self {
+            KernelSpec::Gemm { m, n, k, dtype } => {
+                let out_size = match dtype {
+                    // fp8 GEMMs write a 16-bit result; int8 accumulates into int32.
+                    Dtype::Fp8E4m3 => 2.0,
+                    Dtype::Int8 => 4.0,
+                    other => other.size_bytes(),
+                };
+                dtype.size_bytes() * (m * k + k * n) as f64 + out_size * (m * n) as f64
+            }
+            KernelSpec::Bandwidth {
+                op, array_bytes, ..
+            } => (op.arrays_touched() * array_bytes) as f64,
+            KernelSpec::Attention {
+                implementation,
+                batch,
+                heads,
+                seq_len,
+                head_dim,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                let qkvo = 4.0 * (batch * heads * seq_len * head_dim) as f64 * es;
+                let scores = (batch * heads * seq_len * seq_len) as f64 * es;
+                match implementation {
+                    // S written by the first GEMM, read and P written by the softmax, P read
+                    // by the second GEMM.
+                    AttentionImpl::Naive => qkvo + 4.0 * scores,
+                    AttentionImpl::Fused | AttentionImpl::Unspecified => qkvo,
+                }
+            }
+            KernelSpec::Layer {
+                pass,
+                part,
+                batch,
+                seq_len,
+                shape,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                let weights = shape.weights(*part) as f64 * es;
+                let activation = (batch * seq_len * shape.hidden) as f64 * es;
+                match pass {
+                    // Weights read, layer input read, output written.
+                    Pass::Forward => weights + 2.0 * activation,
+                    // Weights read, weight gradients written, input and output gradient read,
+                    // input gradient written.
+                    Pass::Backward => 2.0 * weights + 3.0 * activation,
+                }
+            }
+            KernelSpec::Decode {
+                batch,
+                layers,
+                shape,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                let weights = (*layers * shape.weights(LayerPart::Full)) as f64 * es;
+                weights + 2.0 * (*batch * *layers * shape.hidden) as f64 * es
+            }
+            KernelSpec::IntensitySweep {
+                elements, dtype, ..
+            } => 2.0 * (*elements as f64) * dtype.size_bytes(),
+            KernelSpec::Model { .. } => return None,
+        })
+    }
+
+    /// Tokens processed per iteration, for kernels whose natural rate is tokens/s.
+    pub fn tokens(&self) -> Option<f64> {
+        match self {
+            KernelSpec::Layer { batch, seq_len, .. } => Some((batch * seq_len) as f64),
+            KernelSpec::Decode { batch, .. } => Some(*batch as f64),
+            KernelSpec::Model { tokens, .. } => Some(*tokens as f64),
+            _ => None,
+        }
+    }
+
+    /// FLOPs per byte by [`Self::flops`] and [`Self::bytes`].
+    pub fn arithmetic_intensity(&self) -> Option<f64> {
+        let bytes = self.bytes()?;
+        let flops = self.flops()?;
+        (bytes > 0.0).then(|| flops / bytes)
+    }
+}
+
+fn shape_label(shape: &LayerShape) -> String {
+    format!(
+        "hidden={} heads={} kv_heads={} head_dim={} intermediate={}",
+        shape.hidden, shape.heads, shape.kv_heads, shape.head_dim, shape.intermediate
+    )
+}
+
+/// `Q·Kᵀ` and `P·V`, each 2·s²·d per head: 4·b·h·s²·d. Softmax and scaling are not counted,
+/// as in the flash-attention papers, so fused and naive rates compare directly.
+pub fn attention_flops(batch: u64, heads: u64, seq_len: u64, head_dim: u64) -> f64 {
+    4.0 * (batch * heads) as f64 * (seq_len as f64).powi(2) * head_dim as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_counts_two_mnk() {
+        let g = KernelSpec::Gemm {
+            m: 512,
+            n: 256,
+            k: 128,
+            dtype: Dtype::F16,
+        };
+        assert_eq!(g.flops(), Some(2.0 * 512.0 * 256.0 * 128.0));
+        assert_eq!(
+            g.bytes(),
+            Some(2.0 * (512.0 * 128.0 + 128.0 * 256.0 + 512.0 * 256.0))
+        );
+    }
+
+    #[test]
+    fn stream_byte_rules() {
+        let n = 1_000_000u64;
+        let bytes = |op| {
+            KernelSpec::Bandwidth {
+                op,
+                array_bytes: n * 8,
+                dtype: Dtype::F64,
+            }
+            .bytes()
+            .unwrap()
+        };
+        assert_eq!(bytes(BandwidthOp::Copy), 2.0 * n as f64 * 8.0);
+        assert_eq!(bytes(BandwidthOp::Triad), 3.0 * n as f64 * 8.0);
+        assert_eq!(bytes(BandwidthOp::Read), n as f64 * 8.0);
+        let triad = KernelSpec::Bandwidth {
+            op: BandwidthOp::Triad,
+            array_bytes: n * 8,
+            dtype: Dtype::F64,
+        };
+        assert_eq!(triad.flops(), Some(2.0 * n as f64));
+    }
+
+    #[test]
+    fn attention_is_four_b_h_s2_d_and_naive_moves_the_scores() {
+        let spec = |implementation| KernelSpec::Attention {
+            implementation,
+            batch: 1,
+            heads: 32,
+            seq_len: 512,
+            head_dim: 128,
+            dtype: Dtype::F16,
+        };
+        // 4·1·32·512²·128, the count mac-ml-benchmark's published TFLOP/s imply.
+        assert_eq!(spec(AttentionImpl::Fused).flops(), Some(4294967296.0));
+        let fused = spec(AttentionImpl::Fused).bytes().unwrap();
+        let naive = spec(AttentionImpl::Naive).bytes().unwrap();
+        assert_eq!(naive - fused, 4.0 * 32.0 * 512.0 * 512.0 * 2.0);
+    }
+
+    #[test]
+    fn layer_flops_match_a_hand_count_for_mistral() {
+        let shape = LayerShape::MISTRAL_7B;
+        // Q,O: 4096·4096 each; K,V: 4096·1024 each; FFN: 3·4096·14336.
+        assert_eq!(shape.weights(LayerPart::Full), 218_103_808);
+        let fwd = KernelSpec::Layer {
+            pass: Pass::Forward,
+            part: LayerPart::Full,
+            batch: 1,
+            seq_len: 256,
+            shape,
+            dtype: Dtype::F16,
+        };
+        let expected = 2.0 * 256.0 * 218_103_808.0 + 4.0 * 32.0 * 256.0 * 256.0 * 128.0;
+        assert_eq!(fwd.flops(), Some(expected));
+        let bwd = KernelSpec::Layer {
+            pass: Pass::Backward,
+            part: LayerPart::Full,
+            batch: 1,
+            seq_len: 256,
+            shape,
+            dtype: Dtype::F16,
+        };
+        assert_eq!(bwd.flops(), Some(2.0 * expected));
+    }
+
+    #[test]
+    fn decode_streams_every_weight_once() {
+        let d = KernelSpec::Decode {
+            batch: 1,
+            layers: 32,
+            shape: LayerShape::MISTRAL_7B,
+            dtype: Dtype::F16,
+        };
+        let weights = 32.0 * 218_103_808.0;
+        assert_eq!(d.flops(), Some(2.0 * weights));
+        assert!((d.bytes().unwrap() - 2.0 * weights).abs() < 1e6);
+        assert_eq!(d.tokens(), Some(1.0));
+    }
+
+    #[test]
+    fn model_without_param_count_has_no_flops() {
+        let m = KernelSpec::Model {
+            model: "m".into(),
+            phase: ModelPhase::Decode,
+            precision: "4-bit quantized".into(),
+            batch: 1,
+            seq_len: 1,
+            tokens: 1,
+            params: None,
+        };
+        assert_eq!(m.flops(), None);
+        assert_eq!(m.precision_label(), "4-bit quantized");
+    }
+
+    #[test]
+    fn spec_round_trips_through_json_with_kernel_tag() {
+        let spec = KernelSpec::Bandwidth {
+            op: BandwidthOp::Triad,
+            array_bytes: 1 << 30,
+            dtype: Dtype::F32,
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["kernel"], "bandwidth");
+        assert_eq!(json["params"]["op"], "triad");
+        let back: KernelSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn dtype_parses_foreign_spellings() {
+        assert_eq!(Dtype::parse("float16"), Some(Dtype::F16));
+        assert_eq!(Dtype::parse("bfloat16"), Some(Dtype::Bf16));
+        assert_eq!(Dtype::parse("4-bit quantized"), None);
+    }
+}
