@@ -1,1 +1,12 @@
+//! silirep: measure what a machine can do for ML, and turn raw results from many machines
+//! into committed, regenerable analysis.
+//!
+//! The modules follow the data: [`measure`] runs backends and writes result files (schema in
+//! `silirep-core`), [`ingest`] reads result files of every known format into one tidy table,
+//! `analysis` derives statistics and rooflines, [`render`] writes Markdown, HTML, charts and
+//! CSV. [`report`] and [`cli`] wire the stages to the command line.
 
+pub mod cli;
+pub mod ingest;
+pub mod render;
+pub mod report;

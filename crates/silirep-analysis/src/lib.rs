@@ -1,0 +1,1 @@
+//! Report statistics and roofline math (being built).

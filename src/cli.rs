@@ -1,0 +1,113 @@
+//! Command-line interface (clap derive). Kept free of logic: each subcommand's arguments
+//! are handed to its module.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "silirep",
+    version,
+    about = "Measure what a machine can do for ML, and turn results from many machines into \
+             committed, regenerable reports.",
+    after_help = "Examples:\n  silirep measure                      # CPU quick-to-standard run into results/raw/<machine>/\n  silirep report results/ -o reports/  # rebuild the reports from every result file\n  silirep schema > run-v1.schema.json  # the JSON Schema of a result file"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run micro-benchmarks on this machine and write one result file.
+    #[command(
+        after_help = "Examples:\n  silirep measure\n  silirep measure --suite quick\n  silirep measure --backend cuda --kernels gemm,attention --dtypes f16,bf16\n  silirep measure --kernels gemm --sizes 1024,2048 --label \"My workstation\"\n  silirep measure --json > run.json"
+    )]
+    Measure(MeasureArgs),
+    /// Build reports from a directory of result files.
+    #[command(
+        after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report ../shared/seed-results/mac-ml-benchmark -o /tmp/seed-report --strict"
+    )]
+    Report(ReportArgs),
+    /// Print the JSON Schema of a result file (results schema v1).
+    #[command(after_help = "Example:\n  silirep schema > run-v1.schema.json")]
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuiteArg {
+    Quick,
+    Standard,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The best available: cuda, else metal, else cpu (says which it picked).
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MeasureArgs {
+    /// How much to measure: quick (< 1 min on a laptop CPU), standard, full.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub suite: SuiteArg,
+    /// Comma-separated kernel names or families, e.g. gemm,bandwidth_triad,attention.
+    #[arg(long, value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// Comma-separated dtypes, e.g. f32,f16,bf16.
+    #[arg(long, value_delimiter = ',')]
+    pub dtypes: Vec<String>,
+    /// Comma-separated sizes: GEMM m, sequence length, decode batch, sweep FMAs, or buffer
+    /// bytes with a unit (256MiB, 1GiB).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+    /// Machine name shown in reports (default: accelerator or CPU model).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Results directory; the file goes to <out>/raw/<machine id>/.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Also print the finished run as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// CPU threads (default: all available).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop adding repetitions when the 95% CI half-width of the median is below this
+    /// fraction of it.
+    #[arg(long, default_value_t = 0.01)]
+    pub target_ci: f64,
+    /// Longest time spent timing one configuration, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_time: f64,
+    /// Seed for input data.
+    #[arg(long, default_value_t = 0x5111_2e9)]
+    pub seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A directory of result files (searched recursively) or one file.
+    pub results: PathBuf,
+    /// Output directory; nothing is written outside it.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and list the files that would change.
+    #[arg(long)]
+    pub check: bool,
+    /// Treat any problem (unreadable or unrecognised file, warning) as fatal: exit 1.
+    #[arg(long)]
+    pub strict: bool,
+    /// Directory of tera templates overriding the built-in ones.
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// JSON datasheet catalog extending the built-in one (peak FLOP/s, bandwidth).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+}

@@ -1,0 +1,384 @@
+//! The input side of `silirep report`: walk a results directory, recognise every file, and
+//! turn what it holds into [`Record`]s — one per measured configuration — plus the list of
+//! files skipped, failed and warned about.
+//!
+//! One [`Importer`] per file format; adding a format is one new file and one line in
+//! [`importers`]. A bad file never stops the others from loading: its problem is recorded
+//! with the file, the position and what was expected, and the caller decides (`--strict`)
+//! whether that is fatal.
+
+pub mod json_text;
+pub mod mac_ml_benchmark;
+pub mod native;
+pub mod node;
+pub mod record;
+pub mod table;
+
+use node::{Node, ShapeError};
+pub use record::{MachineKey, Provenance, Record, Timing};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What we know about a machine beyond its name, from a native run or a system-info file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineInfo {
+    pub label: String,
+    pub cpu_model: Option<String>,
+    pub cpu_cores: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub accelerator: Option<String>,
+    pub accelerator_compute_units: Option<u64>,
+    pub os: Option<String>,
+    /// Files that described this machine.
+    pub described_by: Vec<String>,
+}
+
+/// One file, as an importer sees it.
+pub struct FileView<'a> {
+    /// Relative to the results root, with `/` separators: stable across machines.
+    pub rel_path: &'a str,
+    pub file_name: &'a str,
+    pub doc: &'a Value,
+    /// The machine this file's folder belongs to (from `system_info.json`, else the folder).
+    pub folder_machine: &'a MachineKey,
+}
+
+impl FileView<'_> {
+    pub fn root(&self) -> Node<'_> {
+        Node::root(self.doc)
+    }
+
+    pub fn provenance(&self, json_path: &str) -> Provenance {
+        Provenance {
+            file: self.rel_path.to_string(),
+            json_path: json_path.to_string(),
+        }
+    }
+}
+
+/// What an importer got out of one file.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub records: Vec<Record>,
+    /// Machine description carried by the file, keyed by machine id.
+    pub machines: Vec<(MachineKey, MachineInfo)>,
+    pub warnings: Vec<Warning>,
+    /// Set when the file is recognised but deliberately holds nothing to import (a derived
+    /// summary, a network capture): the reason is shown in the inventory.
+    pub not_imported: Option<String>,
+}
+
+impl Imported {
+    pub fn warn(&mut self, file: &FileView, json_path: &str, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            file: file.rel_path.to_string(),
+            location: json_path.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+pub trait Importer {
+    /// Shown in the inventory, e.g. `silirep run v1`, `mac-ml-benchmark GEMM comparison`.
+    fn format_name(&self) -> &'static str;
+    /// Cheap structural test: does this file have this format's shape?
+    fn recognises(&self, file: &FileView) -> bool;
+    fn import(&self, file: &FileView, out: &mut Imported) -> Result<(), ImportError>;
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Shape(#[from] ShapeError),
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Every known format, most specific first.
+pub fn importers() -> Vec<Box<dyn Importer>> {
+    let mut all: Vec<Box<dyn Importer>> = vec![Box::new(native::NativeRun)];
+    all.extend(mac_ml_benchmark::importers());
+    all
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    pub file: String,
+    /// JSON path, or `line L, column C`.
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.location, self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileStatus {
+    Loaded {
+        format: &'static str,
+        records: usize,
+    },
+    /// Recognised, holds nothing to import.
+    NotImported {
+        format: &'static str,
+        reason: String,
+    },
+    /// Not a format silirep knows.
+    Unrecognised,
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileOutcome {
+    pub file: String,
+    pub status: FileStatus,
+}
+
+/// Everything loaded from one results directory.
+#[derive(Debug, Default)]
+pub struct Dataset {
+    pub records: Vec<Record>,
+    pub machines: BTreeMap<MachineKey, MachineInfo>,
+    pub files: Vec<FileOutcome>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Dataset {
+    pub fn failed_files(&self) -> impl Iterator<Item = &FileOutcome> {
+        self.files
+            .iter()
+            .filter(|f| matches!(f.status, FileStatus::Failed { .. }))
+    }
+
+    /// Anything `--strict` refuses: a failed file, an unrecognised file, or a warning.
+    pub fn problem_count(&self) -> usize {
+        let bad_files = self
+            .files
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.status,
+                    FileStatus::Failed { .. } | FileStatus::Unrecognised
+                )
+            })
+            .count();
+        bad_files + self.warnings.len()
+    }
+}
+
+/// Errors that stop loading altogether (the results root itself is unusable).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read results directory: {message}")]
+    Root { path: PathBuf, message: String },
+}
+
+/// Loads every `.json` file under `root` in a stable order (sorted by path).
+pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
+    let meta = std::fs::metadata(root).map_err(|e| LoadError::Root {
+        path: root.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut dataset = Dataset::default();
+    let mut json_files = Vec::new();
+    if meta.is_file() {
+        json_files.push(root.to_path_buf());
+    } else {
+        // Following links lets users assemble a results tree from symlinked folders; walkdir
+        // detects link loops and reports them as errors instead of recursing forever.
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name();
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_file() && is_json(e.path()) => {
+                    json_files.push(e.into_path())
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(|p| relative(root, p))
+                        .unwrap_or_else(|| relative(root, root));
+                    let message = if e.loop_ancestor().is_some() {
+                        "symbolic link loop; not followed".to_string()
+                    } else {
+                        e.io_error()
+                            .map(|io| io.to_string())
+                            .unwrap_or_else(|| e.to_string())
+                    };
+                    dataset.files.push(FileOutcome {
+                        file: path,
+                        status: FileStatus::Failed { error: message },
+                    });
+                }
+            }
+        }
+    }
+    let base = if meta.is_file() {
+        root.parent().unwrap_or(Path::new("."))
+    } else {
+        root
+    };
+    let importers = importers();
+    let mut folder_machines: BTreeMap<PathBuf, MachineKey> = BTreeMap::new();
+    for path in &json_files {
+        let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let machine = folder_machines
+            .entry(folder.clone())
+            .or_insert_with(|| mac_ml_benchmark::folder_machine(&folder, base))
+            .clone();
+        load_file(&importers, base, path, &machine, &mut dataset);
+    }
+    dataset.warnings.sort();
+    Ok(dataset)
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// `root`-relative path with `/` separators; the root's own name when `path == root`.
+pub fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let text = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    if text.is_empty() {
+        root.to_string_lossy().into_owned()
+    } else {
+        text
+    }
+}
+
+fn load_file(
+    importers: &[Box<dyn Importer>],
+    base: &Path,
+    path: &Path,
+    folder_machine: &MachineKey,
+    dataset: &mut Dataset,
+) {
+    let rel_path = relative(base, path);
+    let fail = |dataset: &mut Dataset, error: String| {
+        dataset.files.push(FileOutcome {
+            file: rel_path.clone(),
+            status: FileStatus::Failed { error },
+        })
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return fail(dataset, format!("cannot read: {e}")),
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(
+                dataset,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {}): expected a JSON file",
+                    e.utf8_error().valid_up_to()
+                ),
+            );
+        }
+    };
+    let parsed = match json_text::parse(&text) {
+        Ok(p) => p,
+        Err(e) => return fail(dataset, format!("invalid JSON at {e}")),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let view = FileView {
+        rel_path: &rel_path,
+        file_name: &file_name,
+        doc: &parsed.value,
+        folder_machine,
+    };
+    let Some(importer) = importers.iter().find(|i| i.recognises(&view)) else {
+        dataset.files.push(FileOutcome {
+            file: rel_path.clone(),
+            status: FileStatus::Unrecognised,
+        });
+        return;
+    };
+    for token in &parsed.non_finite {
+        dataset.warnings.push(Warning {
+            file: rel_path.clone(),
+            location: format!("line {}, column {}", token.line, token.column),
+            message: format!(
+                "non-finite token {} at {} read as a missing value",
+                token.token, token.path
+            ),
+        });
+    }
+    let mut imported = Imported::default();
+    match importer.import(&view, &mut imported) {
+        Ok(()) => {
+            let status = match imported.not_imported.take() {
+                Some(reason) => FileStatus::NotImported {
+                    format: importer.format_name(),
+                    reason,
+                },
+                None => FileStatus::Loaded {
+                    format: importer.format_name(),
+                    records: imported.records.len(),
+                },
+            };
+            dataset.files.push(FileOutcome {
+                file: rel_path.clone(),
+                status,
+            });
+            dataset.records.append(&mut imported.records);
+            dataset.warnings.append(&mut imported.warnings);
+            for (key, info) in imported.machines {
+                let entry = dataset.machines.entry(key).or_default();
+                merge_machine_info(entry, info);
+            }
+        }
+        Err(e) => fail(
+            dataset,
+            format!("not a valid {} file: {e}", importer.format_name()),
+        ),
+    }
+}
+
+fn merge_machine_info(into: &mut MachineInfo, from: MachineInfo) {
+    if into.label.is_empty() {
+        into.label = from.label;
+    }
+    into.cpu_model = into.cpu_model.take().or(from.cpu_model);
+    into.cpu_cores = into.cpu_cores.or(from.cpu_cores);
+    into.memory_bytes = into.memory_bytes.or(from.memory_bytes);
+    into.accelerator = into.accelerator.take().or(from.accelerator);
+    into.accelerator_compute_units = into
+        .accelerator_compute_units
+        .or(from.accelerator_compute_units);
+    into.os = into.os.take().or(from.os);
+    into.described_by.extend(from.described_by);
+    into.described_by.sort();
+    into.described_by.dedup();
+}
+
+/// Registers machines seen only through their records, so every machine is listed.
+pub fn ensure_record_machines(dataset: &mut Dataset) {
+    for r in &dataset.records {
+        dataset
+            .machines
+            .entry(r.machine.clone())
+            .or_insert_with(|| MachineInfo {
+                label: r.machine.label.clone(),
+                ..Default::default()
+            });
+    }
+}

@@ -1,0 +1,119 @@
+//! silirep's own run files (results schema v1).
+
+use super::record::{MachineKey, Record, Timing};
+use super::{FileView, ImportError, Imported, Importer, MachineInfo};
+use silirep_core::schema::{RunFile, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
+
+pub struct NativeRun;
+
+impl Importer for NativeRun {
+    fn format_name(&self) -> &'static str {
+        "silirep run v1"
+    }
+
+    fn recognises(&self, file: &FileView) -> bool {
+        file.doc.get("schema").and_then(|s| s.as_str()) == Some(SCHEMA_NAME)
+    }
+
+    fn import(&self, file: &FileView, out: &mut Imported) -> Result<(), ImportError> {
+        let version = file.doc.get("schema_version").and_then(|v| v.as_u64());
+        if version != Some(SCHEMA_VERSION as u64) {
+            return Err(ImportError::Invalid {
+                path: "$.schema_version".into(),
+                message: format!(
+                    "expected {SCHEMA_VERSION} (the version this silirep reads), found {}",
+                    file.doc
+                        .get("schema_version")
+                        .map(super::node::describe)
+                        .unwrap_or_else(|| "nothing (missing)".into())
+                ),
+            });
+        }
+        let run: RunFile = serde_path_to_error::deserialize(file.doc).map_err(|e| {
+            let path = e.path().to_string();
+            ImportError::Invalid {
+                path: if path == "." {
+                    "$".into()
+                } else {
+                    format!("$.{path}")
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        let machine = MachineKey {
+            id: run.machine.id.clone(),
+            label: run.machine.label.clone(),
+        };
+        let os = format!("{} {}", run.machine.os.name, run.machine.os.version);
+        out.machines.push((
+            machine.clone(),
+            MachineInfo {
+                label: run.machine.label.clone(),
+                cpu_model: Some(run.machine.cpu.model.clone()),
+                cpu_cores: run.machine.cpu.cores.map(u64::from),
+                memory_bytes: run.machine.memory_bytes,
+                accelerator: run.machine.accelerator.as_ref().map(|a| a.name.clone()),
+                accelerator_compute_units: run
+                    .machine
+                    .accelerator
+                    .as_ref()
+                    .and_then(|a| a.compute_units.map(u64::from)),
+                os: Some(os.trim().to_string()),
+                described_by: vec![file.rel_path.to_string()],
+            },
+        ));
+        for (i, m) in run.measurements.iter().enumerate() {
+            let json_path = format!("$.measurements[{i}]");
+            if let Some(bad) = m
+                .samples_s
+                .iter()
+                .position(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return Err(ImportError::Invalid {
+                    path: format!("{json_path}.samples_s[{bad}]"),
+                    message: format!(
+                        "expected a positive number of seconds, found {}",
+                        m.samples_s[bad]
+                    ),
+                });
+            }
+            let timing = (m.error.is_none() && !m.samples_s.is_empty())
+                .then(|| Timing::Samples(m.samples_s.clone()));
+            if m.error.is_none() && m.samples_s.is_empty() {
+                out.warn(
+                    file,
+                    &json_path,
+                    "measurement has neither samples nor an error",
+                );
+            }
+            out.records.push(Record {
+                machine: machine.clone(),
+                framework: run.backend.name.clone(),
+                spec: m.spec.clone(),
+                timing,
+                verification: match m.verification.status {
+                    VerificationStatus::Passed => "passed",
+                    VerificationStatus::Failed => "failed",
+                    VerificationStatus::NotRun => "not_run",
+                }
+                .to_string(),
+                error: m
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", error_kind_name(e.kind), e.message)),
+                run_id: Some(run.run_id.clone()),
+                source: file.provenance(&json_path),
+                notes: Vec::new(),
+                reported: Default::default(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn error_kind_name(kind: silirep_core::schema::ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
