@@ -83,9 +83,10 @@ pub struct MeasureArgs {
     /// fraction of it.
     #[arg(long, default_value_t = 0.01)]
     pub target_ci: f64,
-    /// Longest time spent timing one configuration, in seconds.
-    #[arg(long, default_value_t = 2.0)]
-    pub max_time: f64,
+    /// Longest time spent timing one configuration, in seconds (default: 0.5 quick,
+    /// 2 standard, 5 full).
+    #[arg(long)]
+    pub max_time: Option<f64>,
     /// Seed for input data.
     #[arg(long, default_value_t = 0x5111_2e9)]
     pub seed: u64,

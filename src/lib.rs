@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod ingest;
+pub mod measure;
 pub mod render;
 pub mod report;

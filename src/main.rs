@@ -13,7 +13,11 @@ fn main() -> ExitCode {
             print!("{}", silirep_core::schema::JSON_SCHEMA_V1);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Measure(_) => Err(anyhow::anyhow!("measure is not wired yet")),
+        Command::Measure(args) => silirep::measure::run(&args).map(|o| match o {
+            silirep::measure::Outcome::Completed => ExitCode::SUCCESS,
+            // The shell convention for "stopped by SIGINT".
+            silirep::measure::Outcome::Interrupted => ExitCode::from(130),
+        }),
     };
     match result {
         Ok(code) => code,

@@ -372,6 +372,29 @@ impl KernelSpec {
         }
     }
 
+    /// The same configuration at another [`Self::primary_size`] (square GEMMs stay square).
+    pub fn with_primary_size(&self, size: u64) -> KernelSpec {
+        let mut spec = self.clone();
+        match &mut spec {
+            KernelSpec::Gemm { m, n, k, .. } => {
+                if *m == *n && *n == *k {
+                    (*m, *n, *k) = (size, size, size);
+                } else {
+                    *m = size;
+                }
+            }
+            KernelSpec::Bandwidth { array_bytes, .. } => *array_bytes = size,
+            KernelSpec::Attention { seq_len, .. }
+            | KernelSpec::Layer { seq_len, .. }
+            | KernelSpec::Model { seq_len, .. } => *seq_len = size,
+            KernelSpec::Decode { batch, .. } => *batch = size,
+            KernelSpec::IntensitySweep {
+                fmas_per_element, ..
+            } => *fmas_per_element = size,
+        }
+        spec
+    }
+
     /// Parameters other than the dtype, as `key=value` pairs in a fixed order: the
     /// configuration's identity within its kernel in tables and comparisons.
     pub fn params_label(&self) -> String {
@@ -705,6 +728,19 @@ mod tests {
         assert_eq!(json["params"]["op"], "triad");
         let back: KernelSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn primary_size_round_trips() {
+        let g = KernelSpec::Gemm {
+            m: 512,
+            n: 512,
+            k: 512,
+            dtype: Dtype::F32,
+        };
+        let big = g.with_primary_size(2048);
+        assert_eq!(big.primary_size(), 2048);
+        assert_eq!(big.flops(), Some(2.0 * 2048f64.powi(3)));
     }
 
     #[test]

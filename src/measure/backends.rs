@@ -1,0 +1,46 @@
+//! The backend registry: turns `--backend` into a [`Backend`]. A new backend is one more
+//! arm here.
+
+use crate::cli::BackendArg;
+use anyhow::{Result, bail};
+use silirep_core::Backend;
+
+pub fn open(choice: BackendArg, threads: Option<usize>) -> Result<Box<dyn Backend>> {
+    match choice {
+        BackendArg::Cpu => Ok(Box::new(silirep_cpu::CpuBackend::new(threads))),
+        BackendArg::Cuda => open_cuda().map_err(|e| anyhow::anyhow!("--backend cuda: {e}")),
+        BackendArg::Metal => open_metal().map_err(|e| anyhow::anyhow!("--backend metal: {e}")),
+        BackendArg::Auto => {
+            // Prefer the accelerator; say why each one was passed over.
+            match open_cuda() {
+                Ok(b) => return Ok(b),
+                Err(e) => eprintln!("auto: cuda not used ({e})"),
+            }
+            match open_metal() {
+                Ok(b) => return Ok(b),
+                Err(e) => eprintln!("auto: metal not used ({e})"),
+            }
+            Ok(Box::new(silirep_cpu::CpuBackend::new(threads)))
+        }
+    }
+}
+
+fn open_cuda() -> Result<Box<dyn Backend>> {
+    match silirep_cuda::CudaBackend::open(0) {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+#[cfg(target_os = "macos")]
+fn open_metal() -> Result<Box<dyn Backend>> {
+    match silirep_metal::MetalBackend::open() {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+fn open_metal() -> Result<Box<dyn Backend>> {
+    bail!("Metal is only available on macOS")
+}

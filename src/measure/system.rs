@@ -1,0 +1,238 @@
+//! What machine this is: CPU, caches, memory, OS, and a stable id.
+//!
+//! Linux reads /proc and sysfs; macOS asks `sysctl` (chip name such as "Apple M4 Pro",
+//! performance and efficiency core counts). Anything unreadable stays `None` — a missing
+//! fact is better than a wrong one.
+
+use silirep_core::schema::{Cpu, Machine, Os};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+pub fn describe_machine() -> Machine {
+    let cpu = describe_cpu();
+    let os = describe_os();
+    let memory_bytes = memory_bytes();
+    let id = machine_id(&cpu.model);
+    Machine {
+        id,
+        label: cpu.model.clone(),
+        cpu,
+        memory_bytes,
+        os,
+        accelerator: None,
+    }
+}
+
+/// `<cpu slug>-<8 hex digits>`: the digits hash the OS's machine id (or hostname) with the
+/// CPU model, so the id survives reboots and re-installs of silirep, and two identical
+/// machines still get different folders.
+fn machine_id(cpu_model: &str) -> String {
+    let host_identity = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            command_output("ioreg", &["-rd1", "-c", "IOPlatformExpertDevice"]).and_then(|o| {
+                o.lines()
+                    .find(|l| l.contains("IOPlatformUUID"))
+                    .map(|l| l.split('"').nth(3).unwrap_or("").to_string())
+            })
+        })
+        .or_else(|| command_output("hostname", &[]))
+        .unwrap_or_default();
+    let hash = fnv1a64(format!("{host_identity}|{cpu_model}").as_bytes());
+    let slug = crate::ingest::mac_ml_benchmark::slug(cpu_model);
+    let slug: String = slug.chars().take(40).collect();
+    format!("{}-{:08x}", slug.trim_end_matches('-'), hash as u32)
+}
+
+/// FNV-1a: tiny, stable across platforms and Rust versions (unlike `DefaultHasher`).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn sysctl(name: &str) -> Option<String> {
+    command_output("sysctl", &["-n", name])
+}
+
+fn describe_cpu() -> Cpu {
+    let threads = std::thread::available_parallelism()
+        .ok()
+        .map(|n| n.get() as u32);
+    let mut cpu = Cpu {
+        model: String::new(),
+        architecture: std::env::consts::ARCH.to_string(),
+        cores: None,
+        threads,
+        performance_cores: None,
+        efficiency_cores: None,
+        caches_bytes: BTreeMap::new(),
+    };
+    if cfg!(target_os = "macos") {
+        cpu.model = sysctl("machdep.cpu.brand_string").unwrap_or_default();
+        cpu.cores = sysctl("hw.physicalcpu").and_then(|v| v.parse().ok());
+        cpu.performance_cores = sysctl("hw.perflevel0.physicalcpu").and_then(|v| v.parse().ok());
+        cpu.efficiency_cores = sysctl("hw.perflevel1.physicalcpu").and_then(|v| v.parse().ok());
+        for (name, key) in [
+            ("l1d", "hw.perflevel0.l1dcachesize"),
+            ("l2", "hw.perflevel0.l2cachesize"),
+            ("l3", "hw.l3cachesize"),
+        ] {
+            if let Some(v) = sysctl(key).and_then(|v| v.parse().ok()).filter(|v| *v > 0) {
+                cpu.caches_bytes.insert(name.to_string(), v);
+            }
+        }
+    } else {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        cpu.model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default();
+        // Physical cores: distinct (physical id, core id) pairs.
+        let mut cores = std::collections::BTreeSet::new();
+        let mut physical = "0".to_string();
+        for line in cpuinfo.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                match k.trim() {
+                    "physical id" => physical = v.trim().to_string(),
+                    "core id" => {
+                        cores.insert((physical.clone(), v.trim().to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        cpu.cores = if cores.is_empty() {
+            threads
+        } else {
+            Some(cores.len() as u32)
+        };
+        cpu.caches_bytes = linux_caches();
+    }
+    if cpu.model.is_empty() {
+        cpu.model = format!("unknown {} CPU", std::env::consts::ARCH);
+    }
+    cpu
+}
+
+/// Caches of CPU 0 from sysfs: `l1d`, `l1i`, `l2`, `l3` in bytes.
+fn linux_caches() -> BTreeMap<String, u64> {
+    let mut caches = BTreeMap::new();
+    let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return caches;
+    };
+    for entry in entries.flatten() {
+        let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).ok();
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            continue;
+        };
+        let name = match kind.trim() {
+            "Data" => format!("l{}d", level.trim()),
+            "Instruction" => format!("l{}i", level.trim()),
+            _ => format!("l{}", level.trim()),
+        };
+        if let Some(bytes) = parse_size(size.trim()) {
+            caches.insert(name, bytes);
+        }
+    }
+    caches
+}
+
+/// `32768K`, `1M`, `512` → bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = digits.parse().ok()?;
+    let scale = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return None,
+    };
+    Some(value * scale)
+}
+
+fn memory_bytes() -> Option<u64> {
+    if cfg!(target_os = "macos") {
+        return sysctl("hw.memsize").and_then(|v| v.parse().ok());
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn describe_os() -> Os {
+    if cfg!(target_os = "macos") {
+        return Os {
+            name: "macOS".into(),
+            version: command_output("sw_vers", &["-productVersion"]).unwrap_or_default(),
+            kernel: command_output("uname", &["-r"]).unwrap_or_default(),
+        };
+    }
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    Os {
+        name: field("NAME").unwrap_or_else(|| std::env::consts::OS.to_string()),
+        version: field("VERSION_ID").unwrap_or_default(),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_size("1M"), Some(1 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn this_machine_is_described_with_a_stable_id() {
+        let a = describe_machine();
+        let b = describe_machine();
+        assert_eq!(a.id, b.id);
+        assert!(!a.cpu.model.is_empty());
+        assert!(a.id.len() > 9, "{}", a.id);
+        assert!(a.cpu.threads.unwrap_or(0) >= 1);
+    }
+
+    #[test]
+    fn fnv_is_the_published_function() {
+        // Reference values of FNV-1a 64 (Fowler–Noll–Vo test vectors).
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+}

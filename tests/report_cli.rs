@@ -1,0 +1,251 @@
+//! End-to-end: the `silirep` binary on the real mac-ml-benchmark results and on small
+//! hand-written fixtures, broken ones included. Every failure must be a clear message and an
+//! exit code, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SEED: &str = "../shared/seed-results/mac-ml-benchmark";
+
+fn silirep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_silirep"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the silirep binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn fixture(name: &str) -> String {
+    format!("tests/fixtures/{name}")
+}
+
+fn seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED)
+}
+
+fn assert_no_panic(out: &Output) {
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "panic in:\n{err}");
+    assert_ne!(out.status.code(), Some(101), "exit code of a panic:\n{err}");
+}
+
+fn report_into(results: &str, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["report", results, "-o", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = silirep(&args);
+    assert_no_panic(&out);
+    out
+}
+
+#[test]
+fn seed_data_inventory_lists_both_machines_and_every_kernel_family() {
+    assert!(
+        seed_dir().is_dir(),
+        "seed data missing at {}",
+        seed_dir().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(SEED, dir.path(), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    for machine in ["| Apple M5 |", "| Apple M4 Pro |"] {
+        assert!(index.contains(machine), "{machine} missing from:\n{index}");
+    }
+    for section in ["### Apple M5", "### Apple M4 Pro"] {
+        let body = index
+            .split(section)
+            .nth(1)
+            .unwrap()
+            .split("###")
+            .next()
+            .unwrap();
+        for kernel in [
+            "| gemm |",
+            "| bandwidth_read |",
+            "| bandwidth_copy |",
+            "| layer_forward |",
+            "| layer_backward |",
+            "| model_decode |",
+            "| model_train |",
+        ] {
+            assert!(
+                body.contains(kernel),
+                "{kernel} missing under {section}:\n{body}"
+            );
+        }
+    }
+    // The M5 attention list is only in the M4 Pro files; M5 attention comes from the layer
+    // file's attention block.
+    assert!(index.contains("| attention | pytorch_mps | f16 | 4 | 0 |"));
+    // The NaN in the M5 fine-tune file is a warning naming file, position and path.
+    assert!(
+        err.contains(
+            "warning: M5/pytorch_mps_mistral_finetune.json: line 11, column 17: non-finite token NaN at $.final_loss"
+        ),
+        "{err}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("measurements.csv")).unwrap();
+    assert!(csv.lines().count() > 150);
+}
+
+#[test]
+fn seed_data_under_strict_fails_on_its_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(SEED, dir.path(), &["--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--strict"));
+    assert!(
+        !dir.path().join("index.md").exists(),
+        "strict failure must write nothing"
+    );
+}
+
+#[test]
+fn native_run_loads_with_its_failures_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(&fixture("native-ok"), dir.path(), &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(
+        index.contains("| gemm | cpu | bf16, f32 | 2 | 1 |"),
+        "{index}"
+    );
+    assert!(
+        index.contains("| bandwidth_triad | cpu | f64 | 1 | 0 |"),
+        "{index}"
+    );
+    assert!(index.contains("silirep run v1: 3 measurements"), "{index}");
+}
+
+#[test]
+fn broken_files_each_get_a_clear_message_and_the_rest_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(&fixture("broken"), dir.path(), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "non-strict keeps going: {err}");
+    let expected = [
+        "error: truncated.json: invalid JSON at line 5, column",
+        "error: wrong_types.json: not a valid mac-ml-benchmark benchmark lists file: $.benchmarks.gemm[0].time_ms: expected a number, found the string \"fast\"",
+        "error: missing_machine.json: not a valid silirep run v1 file: $: missing field `machine`",
+        "error: sample_is_string.json: not a valid silirep run v1 file: $.measurements[0].samples_s[2]: invalid type: string \"0.001\", expected f64",
+        "error: future_version.json: not a valid silirep run v1 file: $.schema_version: expected 1 (the version this silirep reads), found the number 7",
+        "error: not_utf8.json: not UTF-8 text",
+    ];
+    for e in expected {
+        assert!(err.contains(e), "missing {e:?} in:\n{err}");
+    }
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(index.contains("6 failed"), "{index}");
+
+    let strict = report_into(&fixture("broken"), dir.path(), &["--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[test]
+fn empty_and_unrelated_directories_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = report_into(empty.path().to_str().unwrap(), dir.path(), &[]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("no .json result files found"));
+
+    let out = report_into(&fixture("unrelated"), dir.path(), &[]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("skipped: package.json: not a result format silirep knows"),
+        "{err}"
+    );
+    assert!(err.contains("skipped: numbers.json"), "{err}");
+    let strict = report_into(&fixture("unrelated"), dir.path(), &["--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+
+    let out = silirep(&[
+        "report",
+        "/nonexistent/results",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/results: cannot read results directory"));
+}
+
+#[test]
+fn reports_are_byte_identical_and_check_detects_staleness() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(report_into(SEED, a.path(), &[]).status.success());
+    assert!(report_into(SEED, b.path(), &[]).status.success());
+    for name in ["index.md", "measurements.csv"] {
+        assert_eq!(
+            std::fs::read(a.path().join(name)).unwrap(),
+            std::fs::read(b.path().join(name)).unwrap(),
+            "{name} differs between two runs"
+        );
+    }
+    let check = report_into(SEED, a.path(), &["--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    // Change one result: the committed report is now stale.
+    let results = tempfile::tempdir().unwrap();
+    let run = std::fs::read_to_string(fixture("native-ok/run.json")).unwrap();
+    std::fs::write(results.path().join("run.json"), &run).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let results_arg = results.path().to_str().unwrap();
+    assert!(
+        report_into(results_arg, out_dir.path(), &[])
+            .status
+            .success()
+    );
+    assert!(
+        report_into(results_arg, out_dir.path(), &["--check"])
+            .status
+            .success()
+    );
+    std::fs::write(
+        results.path().join("run.json"),
+        run.replace("0.00101", "0.00201"),
+    )
+    .unwrap();
+    let before = std::fs::read(out_dir.path().join("index.md")).unwrap();
+    let stale = report_into(results_arg, out_dir.path(), &["--check"]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        stderr(&stale).contains("measurements.csv"),
+        "{}",
+        stderr(&stale)
+    );
+    assert_eq!(
+        before,
+        std::fs::read(out_dir.path().join("index.md")).unwrap(),
+        "--check wrote"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_json_schema() {
+    let out = silirep(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["properties"]["schema"]["const"], "silirep.run");
+}
+
+#[test]
+fn help_shows_examples() {
+    for args in [
+        &["--help"][..],
+        &["report", "--help"],
+        &["measure", "--help"],
+    ] {
+        let out = silirep(args);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{args:?}:\n{text}");
+    }
+}
