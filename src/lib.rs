@@ -6,6 +6,7 @@
 //! `analysis` derives statistics and rooflines, [`render`] writes Markdown, HTML, charts and
 //! CSV. [`report`] and [`cli`] wire the stages to the command line.
 
+pub mod analysis;
 pub mod cli;
 pub mod ingest;
 pub mod measure;

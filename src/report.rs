@@ -2,7 +2,9 @@
 
 use crate::cli::ReportArgs;
 use crate::ingest::{self, Dataset, FileStatus};
-use crate::render::{inventory, output::OutputSet};
+use crate::analysis::{self, catalog::Catalog};
+use crate::render::charts::{self, ChartSpec};
+use crate::render::{inventory, output::OutputSet, pages};
 use anyhow::{Context, Result};
 
 /// Exit status of a report run that did not fail outright.
@@ -25,7 +27,12 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
         );
         return Ok(Outcome::Problems);
     }
-    let outputs = render_all(&dataset)?;
+    let catalog = match &args.catalog {
+        Some(path) => Catalog::with_user_file(path)?,
+        None => Catalog::built_in(),
+    };
+    let templates = pages::load_templates(args.templates.as_deref())?;
+    let outputs = render_all(&dataset, &catalog, &templates)?;
     if args.check {
         let stale = outputs.stale_files(&args.out);
         if stale.is_empty() {
@@ -50,9 +57,37 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub fn render_all(dataset: &Dataset) -> Result<OutputSet> {
+pub fn render_all(dataset: &Dataset, catalog: &Catalog, templates: &tera::Tera) -> Result<OutputSet> {
     let mut outputs = OutputSet::default();
-    outputs.add("index.md", inventory::render(dataset).into_bytes())?;
+    let analysis = analysis::analyse(dataset, catalog);
+    let mut rendered_charts = Vec::new();
+    for chart in charts::charts(dataset, &analysis) {
+        let rendered = match &chart.spec {
+            ChartSpec::Roofline(c) => silirep_charts::roofline(c),
+            ChartSpec::Line(c) => silirep_charts::line_chart(c),
+        };
+        match rendered {
+            Ok(r) => {
+                outputs.add(&format!("charts/{}.png", chart.stem), r.png)?;
+                outputs.add(&format!("charts/{}.svg", chart.stem), r.svg.clone().into_bytes())?;
+                rendered_charts.push((chart, r.svg));
+            }
+            // A chart that cannot be drawn must not sink the report; say which and why.
+            Err(e) => eprintln!("warning: chart {} not drawn: {e}", chart.stem),
+        }
+    }
+    // The inventory becomes the report's appendix; its own title is demoted one level.
+    let inventory_md = inventory::render(dataset).replacen("# Inventory", "## Inventory", 1);
+    let view = pages::report_view(dataset, &analysis, &rendered_charts, inventory_md);
+    outputs.add("index.md", pages::render(templates, "index.md.tera", &view)?.into_bytes())?;
+    outputs.add("index.html", pages::render(templates, "index.html.tera", &view)?.into_bytes())?;
+    for key in dataset.machines.keys() {
+        let page = pages::machine_page_view(dataset, &analysis, key);
+        outputs.add(
+            &format!("machines/{}.md", pages::machine_file_stem(key)),
+            pages::render(templates, "machine.md.tera", &page)?.into_bytes(),
+        )?;
+    }
     let mut table = ingest::table::build(&dataset.records).context("building the tidy table")?;
     let mut csv = Vec::new();
     ingest::table::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;

@@ -41,7 +41,7 @@ impl Timing {
 }
 
 /// Which machine a record belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct MachineKey {
     pub id: String,
     pub label: String,

@@ -1,0 +1,105 @@
+//! From records to conclusions: per-measurement estimates, machine-vs-machine ratios,
+//! rooflines and the "which machine for what" verdicts. The mathematics lives in the
+//! `silirep-analysis` crate as pure functions; this module decides what to compare with what.
+
+pub mod catalog;
+pub mod compare;
+pub mod roofline;
+pub mod verdicts;
+
+use crate::ingest::{Dataset, Record, Timing};
+use silirep_analysis::Observations;
+
+/// What a workload's rate is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum RateUnit {
+    FlopPerS,
+    BytePerS,
+    TokenPerS,
+}
+
+impl RateUnit {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            RateUnit::FlopPerS => "FLOP/s",
+            RateUnit::BytePerS => "B/s",
+            RateUnit::TokenPerS => "tokens/s",
+        }
+    }
+}
+
+/// The natural rate of a record: bandwidth in bytes/s, decode and whole models in tokens/s,
+/// everything else in FLOP/s. Returns the unit and the work of one iteration.
+pub fn rate_basis(record: &Record) -> Option<(RateUnit, f64)> {
+    let spec = &record.spec;
+    match spec.family() {
+        "bandwidth" => Some((RateUnit::BytePerS, spec.bytes()?)),
+        "decode" | "model" => Some((RateUnit::TokenPerS, spec.tokens()?)),
+        _ => Some((RateUnit::FlopPerS, spec.flops()?)),
+    }
+}
+
+pub fn observations(timing: &Timing) -> Observations {
+    match timing {
+        Timing::Samples(s) => Observations::Samples(s.clone()),
+        Timing::Summary { mean_s, std_s, n } => Observations::Summary {
+            mean: *mean_s,
+            std: *std_s,
+            n: *n,
+        },
+        Timing::Single(v) => Observations::Single(*v),
+    }
+}
+
+/// A rate (higher is better) with its 95% CI, derived from the time estimate: the CI bounds
+/// swap because rate = work / time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RateEstimate {
+    pub unit: RateUnit,
+    pub value: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub n: u64,
+    /// `median`, `mean` or `single`.
+    pub method: String,
+}
+
+pub fn rate_estimate(record: &Record) -> Option<RateEstimate> {
+    let timing = record.timing.as_ref()?;
+    let (unit, work) = rate_basis(record)?;
+    let estimate = silirep_analysis::estimate(&observations(timing)).ok()?;
+    if !(estimate.center > 0.0) {
+        return None;
+    }
+    Some(RateEstimate {
+        unit,
+        value: work / estimate.center,
+        lower: estimate.upper.filter(|u| *u > 0.0).map(|u| work / u),
+        upper: estimate.lower.filter(|l| *l > 0.0).map(|l| work / l),
+        n: timing.n(),
+        method: timing.center_method().to_string(),
+    })
+}
+
+/// Everything the renderers need, computed once.
+#[derive(Debug)]
+pub struct Analysis {
+    /// One estimate per record, aligned with `Dataset::records`: bootstraps run once.
+    pub rates: Vec<Option<RateEstimate>>,
+    pub comparisons: Vec<compare::Comparison>,
+    pub rooflines: Vec<roofline::Roofline>,
+    pub verdicts: Vec<verdicts::PairVerdicts>,
+}
+
+pub fn analyse(dataset: &Dataset, catalog: &catalog::Catalog) -> Analysis {
+    let rates: Vec<Option<RateEstimate>> = dataset.records.iter().map(rate_estimate).collect();
+    let comparisons = compare::compare_machines(dataset, &rates);
+    let rooflines = roofline::rooflines(dataset, catalog);
+    let verdicts = verdicts::derive(&comparisons, &rooflines);
+    Analysis {
+        rates,
+        comparisons,
+        rooflines,
+        verdicts,
+    }
+}

@@ -1,0 +1,209 @@
+//! One roofline per machine and precision, built from that machine's own measurements:
+//! the compute ceiling is its best GEMM, the memory ceiling its best bandwidth kernel, and
+//! every other workload is placed at its arithmetic intensity to show which ceiling binds it.
+
+use super::catalog::{Catalog, Datasheet};
+use crate::ingest::{Dataset, MachineKey, Record};
+use silirep_analysis::Bound;
+use silirep_core::{Dtype, KernelSpec, ModelPhase};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a ceiling came from, so the report can say "best of: f16 GEMM 4096, pytorch_mps".
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ceiling {
+    pub value: f64,
+    pub kernel: String,
+    pub params: String,
+    pub framework: String,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoofPoint {
+    pub kernel: String,
+    pub params: String,
+    pub framework: String,
+    pub intensity_flops_per_byte: f64,
+    /// `None` where the work in FLOPs is unknown (a model whose size the file omits): the
+    /// point still has an intensity, hence a bound, but no height.
+    pub achieved_flops_per_s: Option<f64>,
+    pub bound: Bound,
+    /// Achieved / attainable at this intensity.
+    pub roof_fraction: Option<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Roofline {
+    pub machine: MachineKey,
+    pub precision: String,
+    pub compute: Ceiling,
+    pub memory: Ceiling,
+    pub ridge_flops_per_byte: f64,
+    pub points: Vec<RoofPoint>,
+    pub sweep_fit: Option<silirep_analysis::RooflineFit>,
+    pub datasheet: Option<Datasheet>,
+    /// Best GEMM / datasheet peak for this precision.
+    pub mfu: Option<f64>,
+    /// Best bandwidth / datasheet bandwidth.
+    pub mbu: Option<f64>,
+}
+
+fn usable(r: &Record) -> bool {
+    r.timing.is_some() && r.error.is_none() && r.verification != "failed"
+}
+
+fn ceiling(r: &Record, value: f64) -> Ceiling {
+    Ceiling {
+        value,
+        kernel: r.spec.name(),
+        params: r.spec.params_label(),
+        framework: r.framework.clone(),
+        file: r.source.file.clone(),
+    }
+}
+
+/// Highest value of `rate` among `records`; ties keep the first in load order.
+fn best<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    rate: impl Fn(&Record) -> Option<f64>,
+) -> Option<Ceiling> {
+    let mut best: Option<(f64, &Record)> = None;
+    for r in records {
+        if let Some(v) = rate(r).filter(|v| v.is_finite() && *v > 0.0)
+            && best.is_none_or(|(b, _)| v > b)
+        {
+            best = Some((v, r));
+        }
+    }
+    best.map(|(v, r)| ceiling(r, v))
+}
+
+/// FLOP/byte of a workload. Decode of a whole model streams every weight once per token
+/// and does 2 FLOPs per weight, so its intensity is 2 / (bytes per weight) even when the
+/// file does not say how large the model is.
+pub fn intensity(spec: &KernelSpec) -> Option<f64> {
+    if let KernelSpec::Model {
+        phase: ModelPhase::Decode,
+        batch,
+        precision,
+        ..
+    } = spec
+    {
+        let bytes_per_weight = precision_bytes(precision)?;
+        return Some(2.0 * (*batch).max(1) as f64 / bytes_per_weight);
+    }
+    spec.arithmetic_intensity()
+}
+
+/// Bytes per weight for precision strings other tools write (`float16`, `4-bit quantized`,
+/// `4-bit (Q4_K_M mixed)`).
+fn precision_bytes(precision: &str) -> Option<f64> {
+    if let Some(d) = Dtype::parse(precision) {
+        return Some(d.size_bytes());
+    }
+    let lower = precision.to_ascii_lowercase();
+    if lower.contains("4-bit") || lower.contains("q4") {
+        return Some(0.5);
+    }
+    if lower.contains("8-bit") || lower.contains("q8") {
+        return Some(1.0);
+    }
+    None
+}
+
+pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
+    let mut out = Vec::new();
+    for (machine, info) in &dataset.machines {
+        let records: Vec<&Record> = dataset
+            .records
+            .iter()
+            .filter(|r| &r.machine == machine && usable(r))
+            .collect();
+        // Memory does not care about the element type: one ceiling per machine, from the
+        // kernels that read (write-only bandwidth can exceed what reads sustain).
+        let Some(memory) = best(
+            records.iter().copied().filter(|r| {
+                matches!(r.spec.name().as_str(), "bandwidth_read" | "bandwidth_copy" | "bandwidth_triad")
+            }),
+            Record::bytes_per_s,
+        ) else {
+            continue;
+        };
+        let precisions: BTreeSet<String> = records
+            .iter()
+            .filter(|r| r.spec.family() == "gemm")
+            .map(|r| r.spec.precision_label())
+            .collect();
+        let datasheet = catalog.find(&info.label, info.accelerator.as_deref());
+        for precision in precisions {
+            let same_precision = |r: &&&Record| r.spec.precision_label() == precision;
+            let Some(compute) = best(
+                records
+                    .iter()
+                    .filter(same_precision)
+                    .copied()
+                    .filter(|r| r.spec.family() == "gemm"),
+                Record::flop_per_s,
+            ) else {
+                continue;
+            };
+            let ridge = silirep_analysis::ridge_point_flops_per_byte(compute.value, memory.value);
+            let mut points = Vec::new();
+            for r in records.iter().filter(same_precision) {
+                if r.spec.family() == "bandwidth" {
+                    continue;
+                }
+                let Some(i) = intensity(&r.spec).filter(|i| i.is_finite() && *i > 0.0) else {
+                    continue;
+                };
+                let achieved = r.flop_per_s();
+                points.push(RoofPoint {
+                    kernel: r.spec.name(),
+                    params: r.spec.params_label(),
+                    framework: r.framework.clone(),
+                    intensity_flops_per_byte: i,
+                    achieved_flops_per_s: achieved,
+                    bound: silirep_analysis::bound(i, compute.value, memory.value),
+                    roof_fraction: achieved
+                        .map(|a| silirep_analysis::roof_fraction(a, i, compute.value, memory.value)),
+                });
+            }
+            let sweep: Vec<(f64, f64)> = records
+                .iter()
+                .filter(same_precision)
+                .filter(|r| r.spec.family() == "intensity_sweep")
+                .filter_map(|r| Some((r.spec.arithmetic_intensity()?, r.flop_per_s()?)))
+                .collect();
+            let sweep_fit = (sweep.len() >= 3)
+                .then(|| silirep_analysis::fit_roofline(&sweep).ok())
+                .flatten();
+            let peak = datasheet
+                .as_ref()
+                .and_then(|d| d.peak_flops_per_s.get(&precision).copied());
+            out.push(Roofline {
+                machine: machine.clone(),
+                precision: precision.clone(),
+                mfu: peak.map(|p| compute.value / p),
+                mbu: datasheet
+                    .as_ref()
+                    .and_then(|d| d.bandwidth_bytes_per_s)
+                    .map(|b| memory.value / b),
+                compute,
+                memory: memory.clone(),
+                ridge_flops_per_byte: ridge,
+                points,
+                sweep_fit,
+                datasheet: datasheet.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Machines and precisions that have a roofline, for lookups by the verdicts.
+pub fn index(rooflines: &[Roofline]) -> BTreeMap<(MachineKey, String), &Roofline> {
+    rooflines
+        .iter()
+        .map(|r| ((r.machine.clone(), r.precision.clone()), r))
+        .collect()
+}

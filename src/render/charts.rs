@@ -1,0 +1,190 @@
+//! Which charts a report has and what goes into them. Drawing is `silirep-charts`' job;
+//! this module only turns the dataset and analysis into series.
+
+use crate::analysis::{Analysis, RateEstimate};
+use crate::ingest::{Dataset, Record};
+use silirep_charts::{LineChart, Roof, RoofPoint, RooflineChart, Series, SeriesPoint};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A chart ready to render, with the file stem it is written under (`charts/<stem>.png`).
+pub enum ChartSpec {
+    Roofline(RooflineChart),
+    Line(LineChart),
+}
+
+pub struct NamedChart {
+    pub stem: String,
+    pub title: String,
+    pub spec: ChartSpec,
+}
+
+pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
+    let mut out = Vec::new();
+    out.extend(roofline_charts(analysis));
+    out.extend(gemm_charts(dataset, &analysis.rates));
+    if let Some(c) = family_chart(
+        dataset,
+        &analysis.rates,
+        |r| r.spec.family() == "bandwidth",
+        "bandwidth",
+        "Memory bandwidth vs buffer size",
+        "buffer size per array (bytes)",
+        "bandwidth (bytes/s)",
+        |r| r.spec.primary_size() as f64,
+    ) {
+        out.push(c);
+    }
+    if let Some(c) = family_chart(
+        dataset,
+        &analysis.rates,
+        |r| r.spec.family() == "attention",
+        "attention",
+        "Attention throughput vs sequence length",
+        "sequence length (tokens)",
+        "throughput (FLOP/s)",
+        |r| r.spec.primary_size() as f64,
+    ) {
+        out.push(c);
+    }
+    if let Some(c) = family_chart(
+        dataset,
+        &analysis.rates,
+        |r| r.spec.family() == "layer",
+        "layer",
+        "Transformer layer throughput vs sequence length",
+        "sequence length (tokens)",
+        "throughput (FLOP/s)",
+        |r| r.spec.primary_size() as f64,
+    ) {
+        out.push(c);
+    }
+    out
+}
+
+fn roofline_charts(analysis: &Analysis) -> Vec<NamedChart> {
+    let precisions: BTreeSet<&str> = analysis
+        .rooflines
+        .iter()
+        .map(|r| r.precision.as_str())
+        .collect();
+    precisions
+        .into_iter()
+        .map(|precision| {
+            let mut roofs = Vec::new();
+            let mut points = Vec::new();
+            for roof in analysis.rooflines.iter().filter(|r| r.precision == precision) {
+                let index = roofs.len();
+                roofs.push(Roof {
+                    label: roof.machine.label.clone(),
+                    peak_flops_per_s: roof.compute.value,
+                    bandwidth_bytes_per_s: roof.memory.value,
+                });
+                for p in &roof.points {
+                    if let Some(achieved) = p.achieved_flops_per_s {
+                        points.push(RoofPoint {
+                            roof_index: index,
+                            label: p.kernel.clone(),
+                            intensity_flops_per_byte: p.intensity_flops_per_byte,
+                            achieved_flops_per_s: achieved,
+                        });
+                    }
+                }
+            }
+            let title = format!("Roofline, {precision}: measured ceilings and workloads");
+            NamedChart {
+                stem: format!("roofline_{}", file_safe(precision)),
+                title: title.clone(),
+                spec: ChartSpec::Roofline(RooflineChart {
+                    title,
+                    roofs,
+                    points,
+                }),
+            }
+        })
+        .collect()
+}
+
+fn gemm_charts(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Vec<NamedChart> {
+    let precisions: BTreeSet<String> = dataset
+        .records
+        .iter()
+        .filter(|r| r.spec.family() == "gemm")
+        .map(|r| r.spec.precision_label())
+        .collect();
+    precisions
+        .into_iter()
+        .filter_map(|precision| {
+            family_chart(
+                dataset,
+                rates,
+                |r| r.spec.family() == "gemm" && r.spec.precision_label() == precision,
+                &format!("gemm_{}", file_safe(&precision)),
+                &format!("GEMM throughput vs size, {precision}"),
+                "matrix size m = n = k",
+                "throughput (FLOP/s)",
+                |r| r.spec.primary_size() as f64,
+            )
+        })
+        .collect()
+}
+
+/// One series per (machine, framework, kernel, precision, script) among the selected
+/// records, x from `x_of`, y the rate.
+fn family_chart(
+    dataset: &Dataset,
+    rates: &[Option<RateEstimate>],
+    select: impl Fn(&Record) -> bool,
+    stem: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_of: impl Fn(&Record) -> f64,
+) -> Option<NamedChart> {
+    let mut series: BTreeMap<String, Vec<SeriesPoint>> = BTreeMap::new();
+    for (r, rate) in dataset.records.iter().zip(rates) {
+        let Some(rate) = rate.as_ref().filter(|_| select(r)) else {
+            continue;
+        };
+        let script = r.source.file.rsplit('/').next().unwrap_or_default();
+        let script = if r.run_id.is_some() { "silirep" } else { script.trim_end_matches(".json") };
+        let label = format!(
+            "{} · {} · {} ({script}) · {}",
+            r.machine.label,
+            r.framework,
+            r.spec.name(),
+            r.spec.precision_label()
+        );
+        series.entry(label).or_default().push(SeriesPoint {
+            x: x_of(r),
+            y: rate.value,
+            y_low: rate.lower,
+            y_high: rate.upper,
+        });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let series = series
+        .into_iter()
+        .map(|(label, mut points)| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series { label, points }
+        })
+        .collect();
+    Some(NamedChart {
+        stem: stem.to_string(),
+        title: title.to_string(),
+        spec: ChartSpec::Line(LineChart {
+            title: title.to_string(),
+            x_label: x_label.to_string(),
+            y_label: y_label.to_string(),
+            x_log: true,
+            y_log: true,
+            series,
+        }),
+    })
+}
+
+fn file_safe(text: &str) -> String {
+    crate::ingest::mac_ml_benchmark::slug(text).replace('-', "_")
+}
