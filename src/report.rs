@@ -1,8 +1,8 @@
 //! `silirep report`: load → analyse → render → write (or `--check`).
 
+use crate::analysis::{self, catalog::Catalog};
 use crate::cli::ReportArgs;
 use crate::ingest::{self, Dataset, FileStatus};
-use crate::analysis::{self, catalog::Catalog};
 use crate::render::charts::{self, ChartSpec};
 use crate::render::{inventory, output::OutputSet, pages};
 use anyhow::{Context, Result};
@@ -57,7 +57,11 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub fn render_all(dataset: &Dataset, catalog: &Catalog, templates: &tera::Tera) -> Result<OutputSet> {
+pub fn render_all(
+    dataset: &Dataset,
+    catalog: &Catalog,
+    templates: &tera::Tera,
+) -> Result<OutputSet> {
     let mut outputs = OutputSet::default();
     let analysis = analysis::analyse(dataset, catalog);
     let mut rendered_charts = Vec::new();
@@ -69,18 +73,27 @@ pub fn render_all(dataset: &Dataset, catalog: &Catalog, templates: &tera::Tera) 
         match rendered {
             Ok(r) => {
                 outputs.add(&format!("charts/{}.png", chart.stem), r.png)?;
-                outputs.add(&format!("charts/{}.svg", chart.stem), r.svg.clone().into_bytes())?;
+                outputs.add(
+                    &format!("charts/{}.svg", chart.stem),
+                    r.svg.clone().into_bytes(),
+                )?;
                 rendered_charts.push((chart, r.svg));
             }
             // A chart that cannot be drawn must not sink the report; say which and why.
             Err(e) => eprintln!("warning: chart {} not drawn: {e}", chart.stem),
         }
     }
-    // The inventory becomes the report's appendix; its own title is demoted one level.
-    let inventory_md = inventory::render(dataset).replacen("# Inventory", "## Inventory", 1);
+    // The inventory becomes the report's appendix: every heading in it moves down one level.
+    let inventory_md = demote_headings(&inventory::render(dataset));
     let view = pages::report_view(dataset, &analysis, &rendered_charts, inventory_md);
-    outputs.add("index.md", pages::render(templates, "index.md.tera", &view)?.into_bytes())?;
-    outputs.add("index.html", pages::render(templates, "index.html.tera", &view)?.into_bytes())?;
+    outputs.add(
+        "index.md",
+        pages::render(templates, "index.md.tera", &view)?.into_bytes(),
+    )?;
+    outputs.add(
+        "index.html",
+        pages::render(templates, "index.html.tera", &view)?.into_bytes(),
+    )?;
     for key in dataset.machines.keys() {
         let page = pages::machine_page_view(dataset, &analysis, key);
         outputs.add(
@@ -110,5 +123,29 @@ fn print_problems(dataset: &Dataset) {
     }
     if dataset.files.is_empty() {
         eprintln!("warning: no .json result files found");
+    }
+}
+
+/// Adds one `#` to every Markdown heading, so a standalone document nests as a section.
+fn demote_headings(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len() + 64);
+    for line in markdown.split_inclusive('\n') {
+        if line.starts_with('#') {
+            out.push('#');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demote_headings_nests_every_heading_and_keeps_other_lines() {
+        let md = "# Inventory\n\ntext # not a heading\n## Machines\n| a |\n";
+        assert_eq!(
+            super::demote_headings(md),
+            "## Inventory\n\ntext # not a heading\n### Machines\n| a |\n"
+        );
     }
 }

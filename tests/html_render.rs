@@ -55,7 +55,11 @@ fn html_report_renders_with_its_charts_in_chromium() {
         .arg(out.path())
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let page = out.path().join("index.html");
     let url = format!("file://{}", page.display());
 
@@ -68,7 +72,10 @@ fn html_report_renders_with_its_charts_in_chromium() {
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
     let svg_count = dom.matches("<svg").count();
-    assert!(svg_count >= 4, "expected the charts inlined, found {svg_count} <svg> elements");
+    assert!(
+        svg_count >= 4,
+        "expected the charts inlined, found {svg_count} <svg> elements"
+    );
     assert!(dom.contains("Roofline"), "roofline chart missing");
     assert!(dom.contains("Apple M5") && dom.contains("Apple M4 Pro"));
 
@@ -81,10 +88,14 @@ fn html_report_renders_with_its_charts_in_chromium() {
         .arg(&url)
         .output()
         .unwrap();
-    assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
     let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
     let pixels = &buf[..info.buffer_size()];
@@ -101,6 +112,12 @@ fn html_report_renders_with_its_charts_in_chromium() {
         }
     }
     let total = pixels.len() / channels;
-    assert!(non_white * 50 > total, "page looks blank: {non_white} of {total} pixels inked");
-    assert!(colourful > 2000, "no chart colours on the page ({colourful} saturated pixels)");
+    assert!(
+        non_white * 50 > total,
+        "page looks blank: {non_white} of {total} pixels inked"
+    );
+    assert!(
+        colourful > 2000,
+        "no chart colours on the page ({colourful} saturated pixels)"
+    );
 }

@@ -107,7 +107,12 @@ mod tests {
         let c = Catalog::built_in();
         assert_eq!(c.find("Apple M4 Pro", None).unwrap().name, "Apple M4 Pro");
         assert_eq!(c.find("Apple M4", None).unwrap().name, "Apple M4");
-        assert_eq!(c.find("Apple M5", Some("Apple M5")).unwrap().bandwidth_bytes_per_s, Some(153e9));
+        assert_eq!(
+            c.find("Apple M5", Some("Apple M5"))
+                .unwrap()
+                .bandwidth_bytes_per_s,
+            Some(153e9)
+        );
         let h100 = c.find("Lab box", Some("NVIDIA H100 80GB HBM3")).unwrap();
         assert_eq!(h100.name, "NVIDIA H100 SXM5 80GB");
         assert_eq!(h100.peak_flops_per_s["bf16"], 989.4e12);

@@ -65,6 +65,8 @@ pub struct ComparisonRow {
     /// How many times faster A is than B (rate A / rate B), with its 95% CI when both sides
     /// have a spread.
     pub speedup: RatioEstimate,
+    /// Cross-file checks that put either side in doubt (see `ingest::cross_checks`).
+    pub caveats: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -105,7 +107,10 @@ pub fn compare_machines(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Ve
     for configs in by_machine.values_mut() {
         for (key, records) in configs.iter_mut() {
             if key.script.is_empty()
-                && let Some(latest) = records.iter().max_by(|x, y| x.0.run_id.cmp(&y.0.run_id)).copied()
+                && let Some(latest) = records
+                    .iter()
+                    .max_by(|x, y| x.0.run_id.cmp(&y.0.run_id))
+                    .copied()
             {
                 *records = vec![latest];
             }
@@ -156,11 +161,10 @@ fn compare_records(
     (a, rate_a): Indexed,
     (b, rate_b): Indexed,
 ) -> Option<ComparisonRow> {
-    // Speedup of A over B = time B / time A: the ratio function takes (numerator,
-    // denominator) as times of (B, A).
+    // Speedup of A over B = time B / time A, which is what `ratio(a, b)` computes.
     let speedup = silirep_analysis::ratio(
-        &observations(b.timing.as_ref()?),
         &observations(a.timing.as_ref()?),
+        &observations(b.timing.as_ref()?),
     )
     .ok()?;
     Some(ComparisonRow {
@@ -176,6 +180,13 @@ fn compare_records(
             json_path: b.source.json_path.clone(),
         },
         speedup,
+        caveats: a
+            .notes
+            .iter()
+            .chain(&b.notes)
+            .filter(|n| n.starts_with(crate::ingest::cross_checks::SUSPECT_PREFIX))
+            .cloned()
+            .collect(),
     })
 }
 

@@ -68,7 +68,7 @@ pub fn rate_estimate(record: &Record) -> Option<RateEstimate> {
     let timing = record.timing.as_ref()?;
     let (unit, work) = rate_basis(record)?;
     let estimate = silirep_analysis::estimate(&observations(timing)).ok()?;
-    if !(estimate.center > 0.0) {
+    if estimate.center.is_nan() || estimate.center <= 0.0 {
         return None;
     }
     Some(RateEstimate {

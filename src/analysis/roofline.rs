@@ -123,7 +123,10 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
         // kernels that read (write-only bandwidth can exceed what reads sustain).
         let Some(memory) = best(
             records.iter().copied().filter(|r| {
-                matches!(r.spec.name().as_str(), "bandwidth_read" | "bandwidth_copy" | "bandwidth_triad")
+                matches!(
+                    r.spec.name().as_str(),
+                    "bandwidth_read" | "bandwidth_copy" | "bandwidth_triad"
+                )
             }),
             Record::bytes_per_s,
         ) else {
@@ -164,8 +167,9 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                     intensity_flops_per_byte: i,
                     achieved_flops_per_s: achieved,
                     bound: silirep_analysis::bound(i, compute.value, memory.value),
-                    roof_fraction: achieved
-                        .map(|a| silirep_analysis::roof_fraction(a, i, compute.value, memory.value)),
+                    roof_fraction: achieved.map(|a| {
+                        silirep_analysis::roof_fraction(a, i, compute.value, memory.value)
+                    }),
                 });
             }
             let sweep: Vec<(f64, f64)> = records

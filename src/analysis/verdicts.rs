@@ -44,17 +44,21 @@ pub struct VerdictRow {
     pub significant: Option<bool>,
     pub bound_a: Option<Bound>,
     pub bound_b: Option<Bound>,
+    pub caveats: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CategoryVerdict {
     pub category: Category,
     pub rows: Vec<VerdictRow>,
-    /// Geometric mean of A-over-B speedups across the rows, oriented to its winner.
+    /// Geometric mean of A-over-B speedups across the rows without caveats, oriented to its
+    /// winner.
     pub overall_winner: Option<String>,
     pub overall_factor: Option<f64>,
     pub overall_lower: Option<f64>,
     pub overall_upper: Option<f64>,
+    /// How many rows the geometric mean is over (rows with caveats do not vote).
+    pub voting_rows: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,7 +71,8 @@ pub struct PairVerdicts {
 /// Families whose rows summarise a workload (GEMM and bandwidth sweeps are represented by
 /// their largest size only, so one kernel does not outvote the others).
 fn representative(rows: &[ComparisonRow]) -> Vec<&ComparisonRow> {
-    let mut largest: BTreeMap<(String, String, String, String, String), &ComparisonRow> = BTreeMap::new();
+    let mut largest: BTreeMap<(String, String, String, String, String), &ComparisonRow> =
+        BTreeMap::new();
     let mut out = Vec::new();
     for r in rows {
         match r.key.family.as_str() {
@@ -155,6 +160,7 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         significant: s.significant,
                         bound_a,
                         bound_b,
+                        caveats: row.caveats.clone(),
                     },
                     s.ratio,
                 ));
@@ -162,7 +168,12 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
             let categories = by_category
                 .into_iter()
                 .map(|(category, rows)| {
-                    let ratios: Vec<f64> = rows.iter().map(|(_, r)| *r).collect();
+                    // Rows resting on suspect data are shown but do not vote.
+                    let ratios: Vec<f64> = rows
+                        .iter()
+                        .filter(|(v, _)| v.caveats.is_empty())
+                        .map(|(_, r)| *r)
+                        .collect();
                     let geo = silirep_analysis::geometric_mean_ratio(&ratios).ok();
                     let (overall_winner, overall_factor, overall_lower, overall_upper) = match geo {
                         Some(g) if g.value >= 1.0 => {
@@ -183,6 +194,7 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         overall_factor,
                         overall_lower,
                         overall_upper,
+                        voting_rows: ratios.len(),
                     }
                 })
                 .collect();

@@ -7,6 +7,7 @@
 //! with the file, the position and what was expected, and the caller decides (`--strict`)
 //! whether that is fatal.
 
+pub mod cross_checks;
 pub mod json_text;
 pub mod mac_ml_benchmark;
 pub mod native;
@@ -237,6 +238,7 @@ pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
             .clone();
         load_file(&importers, base, path, &machine, &mut dataset);
     }
+    cross_checks::decode_rates_that_are_prefill(&mut dataset);
     dataset.warnings.sort();
     Ok(dataset)
 }

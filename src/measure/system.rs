@@ -11,7 +11,7 @@ use std::process::Command;
 pub fn describe_machine() -> Machine {
     let cpu = describe_cpu();
     let os = describe_os();
-    let memory_bytes = memory_bytes();
+    let memory_bytes = silirep_cpu::memory_bytes();
     let id = machine_id(&cpu.model);
     Machine {
         id,
@@ -87,15 +87,7 @@ fn describe_cpu() -> Cpu {
         cpu.cores = sysctl("hw.physicalcpu").and_then(|v| v.parse().ok());
         cpu.performance_cores = sysctl("hw.perflevel0.physicalcpu").and_then(|v| v.parse().ok());
         cpu.efficiency_cores = sysctl("hw.perflevel1.physicalcpu").and_then(|v| v.parse().ok());
-        for (name, key) in [
-            ("l1d", "hw.perflevel0.l1dcachesize"),
-            ("l2", "hw.perflevel0.l2cachesize"),
-            ("l3", "hw.l3cachesize"),
-        ] {
-            if let Some(v) = sysctl(key).and_then(|v| v.parse().ok()).filter(|v| *v > 0) {
-                cpu.caches_bytes.insert(name.to_string(), v);
-            }
-        }
+        cpu.caches_bytes = silirep_cpu::cache_sizes();
     } else {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         cpu.model = cpuinfo
@@ -123,64 +115,12 @@ fn describe_cpu() -> Cpu {
         } else {
             Some(cores.len() as u32)
         };
-        cpu.caches_bytes = linux_caches();
+        cpu.caches_bytes = silirep_cpu::cache_sizes();
     }
     if cpu.model.is_empty() {
         cpu.model = format!("unknown {} CPU", std::env::consts::ARCH);
     }
     cpu
-}
-
-/// Caches of CPU 0 from sysfs: `l1d`, `l1i`, `l2`, `l3` in bytes.
-fn linux_caches() -> BTreeMap<String, u64> {
-    let mut caches = BTreeMap::new();
-    let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return caches;
-    };
-    for entry in entries.flatten() {
-        let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).ok();
-        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
-        else {
-            continue;
-        };
-        let name = match kind.trim() {
-            "Data" => format!("l{}d", level.trim()),
-            "Instruction" => format!("l{}i", level.trim()),
-            _ => format!("l{}", level.trim()),
-        };
-        if let Some(bytes) = parse_size(size.trim()) {
-            caches.insert(name, bytes);
-        }
-    }
-    caches
-}
-
-/// `32768K`, `1M`, `512` → bytes.
-fn parse_size(text: &str) -> Option<u64> {
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = digits.parse().ok()?;
-    let scale = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return None,
-    };
-    Some(value * scale)
-}
-
-fn memory_bytes() -> Option<u64> {
-    if cfg!(target_os = "macos") {
-        return sysctl("hw.memsize").and_then(|v| v.parse().ok());
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn describe_os() -> Os {
@@ -210,14 +150,6 @@ fn describe_os() -> Os {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("32768K"), Some(32 << 20));
-        assert_eq!(parse_size("1M"), Some(1 << 20));
-        assert_eq!(parse_size("512"), Some(512));
-        assert_eq!(parse_size("x"), None);
-    }
 
     #[test]
     fn this_machine_is_described_with_a_stable_id() {

@@ -48,3 +48,45 @@ impl RunWriter {
             .with_context(|| format!("writing {}", self.path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silirep_core::schema::{BackendInfo, Machine, RunStatus, Settings, Tool};
+
+    fn run() -> RunFile {
+        RunFile {
+            schema: silirep_core::schema::SCHEMA_NAME.into(),
+            schema_version: silirep_core::schema::SCHEMA_VERSION,
+            run_id: "box-20260101T000000Z-0001".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            status: RunStatus::Running,
+            tool: Tool {
+                name: "silirep".into(),
+                version: "test".into(),
+            },
+            machine: Machine {
+                id: "box".into(),
+                ..Default::default()
+            },
+            backend: BackendInfo::default(),
+            settings: Settings::default(),
+            measurements: vec![],
+        }
+    }
+
+    #[test]
+    fn never_overwrites_an_existing_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = RunWriter::create(dir.path(), &run()).unwrap();
+        assert!(w.path().ends_with("raw/box/box-20260101T000000Z-0001.json"));
+        let text = std::fs::read_to_string(w.path()).unwrap();
+        assert!(serde_json::from_str::<RunFile>(&text).is_ok());
+        let err = RunWriter::create(dir.path(), &run())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("refusing to overwrite"), "{err}");
+    }
+}

@@ -30,7 +30,6 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
         "Memory bandwidth vs buffer size",
         "buffer size per array (bytes)",
         "bandwidth (bytes/s)",
-        |r| r.spec.primary_size() as f64,
     ) {
         out.push(c);
     }
@@ -42,7 +41,6 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
         "Attention throughput vs sequence length",
         "sequence length (tokens)",
         "throughput (FLOP/s)",
-        |r| r.spec.primary_size() as f64,
     ) {
         out.push(c);
     }
@@ -54,7 +52,6 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
         "Transformer layer throughput vs sequence length",
         "sequence length (tokens)",
         "throughput (FLOP/s)",
-        |r| r.spec.primary_size() as f64,
     ) {
         out.push(c);
     }
@@ -72,7 +69,11 @@ fn roofline_charts(analysis: &Analysis) -> Vec<NamedChart> {
         .map(|precision| {
             let mut roofs = Vec::new();
             let mut points = Vec::new();
-            for roof in analysis.rooflines.iter().filter(|r| r.precision == precision) {
+            for roof in analysis
+                .rooflines
+                .iter()
+                .filter(|r| r.precision == precision)
+            {
                 let index = roofs.len();
                 roofs.push(Roof {
                     label: roof.machine.label.clone(),
@@ -122,14 +123,14 @@ fn gemm_charts(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Vec<NamedCh
                 &format!("GEMM throughput vs size, {precision}"),
                 "matrix size m = n = k",
                 "throughput (FLOP/s)",
-                |r| r.spec.primary_size() as f64,
             )
         })
         .collect()
 }
 
 /// One series per (machine, framework, kernel, precision, script) among the selected
-/// records, x from `x_of`, y the rate.
+/// records; x is each record's primary size (matrix size, sequence length, buffer bytes), y
+/// its rate.
 fn family_chart(
     dataset: &Dataset,
     rates: &[Option<RateEstimate>],
@@ -138,7 +139,6 @@ fn family_chart(
     title: &str,
     x_label: &str,
     y_label: &str,
-    x_of: impl Fn(&Record) -> f64,
 ) -> Option<NamedChart> {
     let mut series: BTreeMap<String, Vec<SeriesPoint>> = BTreeMap::new();
     for (r, rate) in dataset.records.iter().zip(rates) {
@@ -146,7 +146,11 @@ fn family_chart(
             continue;
         };
         let script = r.source.file.rsplit('/').next().unwrap_or_default();
-        let script = if r.run_id.is_some() { "silirep" } else { script.trim_end_matches(".json") };
+        let script = if r.run_id.is_some() {
+            "silirep"
+        } else {
+            script.trim_end_matches(".json")
+        };
         let label = format!(
             "{} · {} · {} ({script}) · {}",
             r.machine.label,
@@ -155,7 +159,7 @@ fn family_chart(
             r.spec.precision_label()
         );
         series.entry(label).or_default().push(SeriesPoint {
-            x: x_of(r),
+            x: r.spec.primary_size() as f64,
             y: rate.value,
             y_low: rate.lower,
             y_high: rate.upper,

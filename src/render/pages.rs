@@ -238,6 +238,15 @@ pub fn rate_text(rate: &RateEstimate) -> String {
     }
 }
 
+/// Says how many rows the category's geometric mean leaves out because their data is suspect.
+fn excluded_note(excluded: usize) -> String {
+    match excluded {
+        0 => String::new(),
+        1 => " The row marked suspect is left out of the mean.".into(),
+        n => format!(" The {n} rows marked suspect are left out of the mean."),
+    }
+}
+
 fn ratio_text(s: &silirep_analysis::RatioEstimate) -> String {
     match (s.lower, s.upper) {
         (Some(lo), Some(hi)) => format!(
@@ -259,7 +268,11 @@ fn verdict_text(a: &str, b: &str, s: &silirep_analysis::RatioEstimate) -> String
             } else {
                 (b, 1.0 / s.ratio)
             };
-            let qualifier = if s.significant.is_none() { " (n=1, no CI)" } else { "" };
+            let qualifier = if s.significant.is_none() {
+                " (n=1, no CI)"
+            } else {
+                ""
+            };
             format!("{winner} {} faster{qualifier}", format::ratio(factor))
         }
     }
@@ -278,7 +291,11 @@ fn machine_views(dataset: &Dataset) -> Vec<MachineView> {
         .machines
         .keys()
         .map(|key| {
-            let records: Vec<_> = dataset.records.iter().filter(|r| &r.machine == key).collect();
+            let records: Vec<_> = dataset
+                .records
+                .iter()
+                .filter(|r| &r.machine == key)
+                .collect();
             let frameworks: BTreeSet<&str> = records.iter().map(|r| r.framework.as_str()).collect();
             MachineView {
                 label: key.label.clone(),
@@ -309,27 +326,28 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                     overall: match (&c.overall_winner, c.overall_factor) {
                         (Some(w), Some(f)) => match (c.overall_lower, c.overall_upper) {
                             (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 => format!(
-                                "no significant difference (geometric mean {} for {w}, 95% CI {} – {})",
+                                "no significant difference (geometric mean {} for {w} over {} workloads, 95% CI {} – {})",
                                 format::ratio(f),
+                                c.voting_rows,
                                 format::ratio(lo),
                                 format::ratio(hi)
                             ),
                             (Some(lo), Some(hi)) => format!(
                                 "{w} is {} faster (geometric mean over {} workloads, 95% CI {} – {})",
                                 format::ratio(f),
-                                c.rows.len(),
+                                c.voting_rows,
                                 format::ratio(lo),
                                 format::ratio(hi)
                             ),
                             _ => format!(
                                 "{w} is {} faster (geometric mean over {} workload{}, no CI)",
                                 format::ratio(f),
-                                c.rows.len(),
-                                if c.rows.len() == 1 { "" } else { "s" }
+                                c.voting_rows,
+                                if c.voting_rows == 1 { "" } else { "s" }
                             ),
                         },
                         _ => "—".into(),
-                    },
+                    } + &excluded_note(c.rows.len() - c.voting_rows),
                     rows: c
                         .rows
                         .iter()
@@ -340,11 +358,14 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                                 }
                                 _ => " (no CI)".into(),
                             };
-                            let result = if r.significant == Some(false) {
+                            let mut result = if r.significant == Some(false) {
                                 format!("no significant difference ({} {}{ci})", r.winner, format::ratio(r.factor))
                             } else {
                                 format!("{} {}{ci}", r.winner, format::ratio(r.factor))
                             };
+                            for caveat in &r.caveats {
+                                result.push_str(&format!(" — {caveat}"));
+                            }
                             VerdictRowView {
                                 workload: cell(&r.workload),
                                 params: cell(&r.params),
@@ -376,7 +397,13 @@ fn comparison_row_view(a: &str, b: &str, r: &ComparisonRow) -> ComparisonRowView
         a: rate_text(&r.a.rate),
         b: rate_text(&r.b.rate),
         ratio: ratio_text(&r.speedup),
-        verdict: cell(&verdict_text(a, b, &r.speedup)),
+        verdict: cell(&{
+            let mut v = verdict_text(a, b, &r.speedup);
+            for caveat in &r.caveats {
+                v.push_str(&format!(" — {caveat}"));
+            }
+            v
+        }),
         source: cell(&if r.key.script.is_empty() {
             "silirep runs".to_string()
         } else {
@@ -548,7 +575,11 @@ pub fn report_view(
     }
 }
 
-pub fn machine_page_view(dataset: &Dataset, analysis: &Analysis, key: &MachineKey) -> MachinePageView {
+pub fn machine_page_view(
+    dataset: &Dataset,
+    analysis: &Analysis,
+    key: &MachineKey,
+) -> MachinePageView {
     let machine = machine_views(dataset)
         .into_iter()
         .find(|m| m.id == key.id && m.label == key.label)
@@ -570,32 +601,47 @@ pub fn machine_page_view(dataset: &Dataset, analysis: &Analysis, key: &MachineKe
         .filter(|(r, _)| &r.machine == key)
         .collect();
     records.sort_by(|(x, _), (y, _)| {
-        (x.spec.family(), x.spec.name(), x.spec.precision_label(), x.spec.primary_size(), &x.framework, &x.source)
-            .cmp(&(y.spec.family(), y.spec.name(), y.spec.precision_label(), y.spec.primary_size(), &y.framework, &y.source))
+        (
+            x.spec.family(),
+            x.spec.name(),
+            x.spec.precision_label(),
+            x.spec.primary_size(),
+            &x.framework,
+            &x.source,
+        )
+            .cmp(&(
+                y.spec.family(),
+                y.spec.name(),
+                y.spec.precision_label(),
+                y.spec.primary_size(),
+                &y.framework,
+                &y.source,
+            ))
     });
     let measurements = records
         .into_iter()
-        .map(|(r, rate)| {
-            MeasurementView {
-                kernel: cell(&r.spec.name()),
-                precision: cell(&r.spec.precision_label()),
-                params: cell(&r.spec.params_label()),
-                framework: cell(&r.framework),
-                rate: rate.as_ref().map(rate_text).unwrap_or_else(|| "—".into()),
-                time: r
-                    .timing
-                    .as_ref()
-                    .map(|t| format!("{} ({})", format::duration(t.center_s()), t.center_method()))
-                    .unwrap_or_else(|| "—".into()),
-                n: r.timing.as_ref().map(|t| t.n().to_string()).unwrap_or_else(|| "0".into()),
-                status: cell(&match &r.error {
-                    Some(e) => format!("failed: {e}"),
-                    None if r.verification == "passed" => "verified".into(),
-                    None if r.verification == "not_reported" => "not verified by source".into(),
-                    None => r.verification.clone(),
-                }),
-                source: cell(&format!("{} {}", r.source.file, r.source.json_path)),
-            }
+        .map(|(r, rate)| MeasurementView {
+            kernel: cell(&r.spec.name()),
+            precision: cell(&r.spec.precision_label()),
+            params: cell(&r.spec.params_label()),
+            framework: cell(&r.framework),
+            rate: rate.as_ref().map(rate_text).unwrap_or_else(|| "—".into()),
+            time: r
+                .timing
+                .as_ref()
+                .map(|t| format!("{} ({})", format::duration(t.center_s()), t.center_method()))
+                .unwrap_or_else(|| "—".into()),
+            n: r.timing
+                .as_ref()
+                .map(|t| t.n().to_string())
+                .unwrap_or_else(|| "0".into()),
+            status: cell(&match &r.error {
+                Some(e) => format!("failed: {e}"),
+                None if r.verification == "passed" => "verified".into(),
+                None if r.verification == "not_reported" => "not verified by source".into(),
+                None => r.verification.clone(),
+            }),
+            source: cell(&format!("{} {}", r.source.file, r.source.json_path)),
         })
         .collect();
     MachinePageView {

@@ -50,7 +50,11 @@ pub(crate) fn chip_tier(gpu_name: &str) -> ChipTier {
 pub(crate) fn parse_gpu_core_count(ioreg_output: &str) -> Option<u32> {
     ioreg_output.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
-        if key.trim().trim_matches(|c| c == '|' || c == ' ').trim_matches('"') == "gpu-core-count"
+        if key
+            .trim()
+            .trim_matches(|c| c == '|' || c == ' ')
+            .trim_matches('"')
+            == "gpu-core-count"
         {
             value.trim().parse().ok()
         } else {

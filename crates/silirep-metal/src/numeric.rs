@@ -75,9 +75,21 @@ pub(crate) struct Checks {
 
 impl Checks {
     pub fn dot(&mut self, actual: f64, expected: f64, l1_magnitude: f64) {
-        let scale = l1_magnitude.max(1.0);
+        let scale = l1_magnitude.max(f64::MIN_POSITIVE);
         self.actual.push(actual / scale);
         self.expected.push(expected / scale);
+    }
+
+    /// A computed vector against its [`Reference`], each entry normalised by the L1
+    /// magnitude of the terms that were summed to produce it (as for [`Checks::dot`]).
+    pub fn against(&mut self, actual: &[f64], reference: &Reference) {
+        for ((a, e), m) in actual
+            .iter()
+            .zip(&reference.value)
+            .zip(&reference.magnitude)
+        {
+            self.dot(*a, *e, *m);
+        }
     }
 
     pub fn element(&mut self, actual: f64, expected: f64) {
@@ -96,9 +108,45 @@ impl Checks {
 
 /// f64 dot product and its L1 magnitude Σ|aᵢ·bᵢ|.
 pub(crate) fn dot_with_magnitude(a: &[f64], b: &[f64]) -> (f64, f64) {
-    a.iter()
-        .zip(b)
-        .fold((0.0, 0.0), |(sum, l1), (x, y)| (sum + x * y, l1 + (x * y).abs()))
+    a.iter().zip(b).fold((0.0, 0.0), |(sum, l1), (x, y)| {
+        (sum + x * y, l1 + (x * y).abs())
+    })
+}
+
+/// Reference values of a vector of sums, with each sum's L1 magnitude Σ|term|: rounding
+/// error grows with the magnitude, while the value can be far smaller through cancellation
+/// or averaging (attention outputs are weighted means of V rows).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reference {
+    pub value: Vec<f64>,
+    pub magnitude: Vec<f64>,
+}
+
+impl Reference {
+    pub fn zeros(len: usize) -> Reference {
+        Reference {
+            value: vec![0.0; len],
+            magnitude: vec![0.0; len],
+        }
+    }
+
+    /// Adds `weight · row` term by term.
+    fn add_scaled(&mut self, weight: f64, row: &[f64]) {
+        for ((v, m), x) in self.value.iter_mut().zip(&mut self.magnitude).zip(row) {
+            *v += weight * x;
+            *m += (weight * x).abs();
+        }
+    }
+
+    /// Sum of two references over disjoint terms (gradients of heads sharing K/V).
+    pub fn add(&mut self, other: &Reference) {
+        for (a, b) in self.value.iter_mut().zip(&other.value) {
+            *a += b;
+        }
+        for (a, b) in self.magnitude.iter_mut().zip(&other.magnitude) {
+            *a += b;
+        }
+    }
 }
 
 /// One output row of softmax attention in f64: `softmax(q·kⱼ · scale) · V`, with `keys[j]`
@@ -108,7 +156,7 @@ pub(crate) fn attention_reference(
     keys: &[&[f64]],
     values: &[&[f64]],
     scale: f64,
-) -> Vec<f64> {
+) -> Reference {
     let scores: Vec<f64> = keys
         .iter()
         .map(|key| dot_with_magnitude(query, key).0 * scale)
@@ -116,11 +164,9 @@ pub(crate) fn attention_reference(
     let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
     let total: f64 = weights.iter().sum();
-    let mut output = vec![0.0; values.first().map_or(0, |v| v.len())];
+    let mut output = Reference::zeros(values.first().map_or(0, |v| v.len()));
     for (weight, value) in weights.iter().zip(values) {
-        for (o, v) in output.iter_mut().zip(value.iter()) {
-            *o += weight / total * v;
-        }
+        output.add_scaled(weight / total, value);
     }
     output
 }
@@ -135,6 +181,89 @@ pub(crate) fn rms_norm_reference(row: &[f64], epsilon: f64) -> Vec<f64> {
 /// SwiGLU's `silu(gate) · up`.
 pub(crate) fn swiglu_reference(gate: f64, up: f64) -> f64 {
     gate / (1.0 + (-gate).exp()) * up
+}
+
+/// Gradient of [`rms_norm_reference`] with respect to its input, given the gradient of its
+/// output: `dx = r·g − r³·x·(g·x)/n` with `r = 1/sqrt(mean(x²) + ε)`.
+pub(crate) fn rms_norm_backward_reference(
+    row: &[f64],
+    grad_output: &[f64],
+    epsilon: f64,
+) -> Vec<f64> {
+    let n = row.len() as f64;
+    let mean_square = row.iter().map(|v| v * v).sum::<f64>() / n;
+    let r = 1.0 / (mean_square + epsilon).sqrt();
+    let g_dot_x: f64 = dot_with_magnitude(grad_output, row).0;
+    row.iter()
+        .zip(grad_output)
+        .map(|(x, g)| r * g - r * r * r * x * g_dot_x / n)
+        .collect()
+}
+
+/// Gradients of SwiGLU's `silu(gate) · up` with respect to gate and up.
+pub(crate) fn swiglu_backward_reference(gate: f64, up: f64, grad_output: f64) -> (f64, f64) {
+    let sigmoid = 1.0 / (1.0 + (-gate).exp());
+    let silu = gate * sigmoid;
+    let silu_derivative = sigmoid * (1.0 + gate * (1.0 - sigmoid));
+    (grad_output * up * silu_derivative, grad_output * silu)
+}
+
+/// Gradients of one attention head for selected rows: dQ for `query_rows`, dK and dV for
+/// `key_rows`, from `P = softmax(scale·Q·Kᵀ)`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
+/// `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`, `dV = Pᵀ·dO`. dK and dV need whole columns of P,
+/// so every softmax row is computed.
+pub(crate) struct AttentionGradients {
+    pub dq: Vec<Reference>,
+    pub dk: Vec<Reference>,
+    pub dv: Vec<Reference>,
+}
+
+pub(crate) fn attention_backward_reference(
+    q: &[&[f64]],
+    k: &[&[f64]],
+    v: &[&[f64]],
+    grad_output: &[&[f64]],
+    scale: f64,
+    query_rows: &[usize],
+    key_rows: &[usize],
+) -> AttentionGradients {
+    let d = q.first().map_or(0, |r| r.len());
+    let zeros = |n: usize| vec![Reference::zeros(d); n];
+    let mut gradients = AttentionGradients {
+        dq: zeros(query_rows.len()),
+        dk: zeros(key_rows.len()),
+        dv: zeros(key_rows.len()),
+    };
+    for (i, q_i) in q.iter().enumerate() {
+        let scores: Vec<f64> = k
+            .iter()
+            .map(|k_j| dot_with_magnitude(q_i, k_j).0 * scale)
+            .collect();
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        let p: Vec<f64> = exps.iter().map(|e| e / total).collect();
+        let dp: Vec<f64> = v
+            .iter()
+            .map(|v_j| dot_with_magnitude(grad_output[i], v_j).0)
+            .collect();
+        let row_term: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
+        let ds: Vec<f64> = p
+            .iter()
+            .zip(&dp)
+            .map(|(p, dp)| p * (dp - row_term))
+            .collect();
+        if let Some(slot) = query_rows.iter().position(|&r| r == i) {
+            for (j, k_j) in k.iter().enumerate() {
+                gradients.dq[slot].add_scaled(scale * ds[j], k_j);
+            }
+        }
+        for (slot, &j) in key_rows.iter().enumerate() {
+            gradients.dk[slot].add_scaled(scale * ds[j], q_i);
+            gradients.dv[slot].add_scaled(p[j], grad_output[i]);
+        }
+    }
+    gradients
 }
 
 /// Scale for random weights so a matrix-vector product keeps unit RMS: the fill kernel's
@@ -194,9 +323,15 @@ mod tests {
     fn bf16_and_f32_decode_little_endian() {
         assert_eq!(bf16_bits_to_f64(0x3f80), 1.0);
         assert_eq!(bf16_bits_to_f64(0xc040), -3.0);
-        let bytes: Vec<u8> = [1.5f32, -0.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = [1.5f32, -0.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         assert_eq!(decode(&bytes, Dtype::F32), vec![1.5, -0.25]);
-        assert_eq!(decode(&[0x00, 0x3c, 0x00, 0xc0], Dtype::F16), vec![1.0, -2.0]);
+        assert_eq!(
+            decode(&[0x00, 0x3c, 0x00, 0xc0], Dtype::F16),
+            vec![1.0, -2.0]
+        );
     }
 
     #[test]
@@ -208,12 +343,37 @@ mod tests {
         let mut checks = Checks::default();
         // 1e-3 off on a cancelled sum of magnitude 4000 is fine for f16...
         checks.dot(1e-3 * 4000.0 * 0.5, 0.0, 4000.0);
-        assert_eq!(checks.finish(Dtype::F16, "t").status, VerificationStatus::Passed);
+        assert_eq!(
+            checks.finish(Dtype::F16, "t").status,
+            VerificationStatus::Passed
+        );
         // ...but not for f32.
-        assert_eq!(checks.finish(Dtype::F32, "t").status, VerificationStatus::Failed);
+        assert_eq!(
+            checks.finish(Dtype::F32, "t").status,
+            VerificationStatus::Failed
+        );
         checks.element(2.0, 1.0);
         assert_eq!(checks.len(), 2);
-        assert_eq!(checks.finish(Dtype::F16, "t").status, VerificationStatus::Failed);
+        assert_eq!(
+            checks.finish(Dtype::F16, "t").status,
+            VerificationStatus::Failed
+        );
+        // Results far below 1 are judged against their own magnitude: 10% off fails.
+        let mut small = Checks::default();
+        let reference = Reference {
+            value: vec![1.0e-3, -1.0e-3],
+            magnitude: vec![2.0e-3, 2.0e-3],
+        };
+        small.against(&[1.0e-3, -1.0e-3], &reference);
+        assert_eq!(
+            small.finish(Dtype::F16, "t").status,
+            VerificationStatus::Passed
+        );
+        small.against(&[1.2e-3, -1.0e-3], &reference);
+        assert_eq!(
+            small.finish(Dtype::F16, "t").status,
+            VerificationStatus::Failed
+        );
     }
 
     #[test]
@@ -236,7 +396,13 @@ mod tests {
         let v0 = [4.0, 8.0];
         let v1 = [0.0, 4.0];
         let out = attention_reference(&query, &[&k0, &k1], &[&v0, &v1], 0.5);
-        assert!((out[0] - 1.0).abs() < 1e-12 && (out[1] - 5.0).abs() < 1e-12, "{out:?}");
+        let value = &out.value;
+        assert!(
+            (value[0] - 1.0).abs() < 1e-12 && (value[1] - 5.0).abs() < 1e-12,
+            "{out:?}"
+        );
+        // Σ pⱼ·|vⱼ|: 1/4·4 + 3/4·0 and 1/4·8 + 3/4·4.
+        assert_eq!(out.magnitude, vec![1.0, 5.0]);
     }
 
     #[test]
@@ -247,6 +413,79 @@ mod tests {
         assert_eq!(normed, vec![3.0 * inv, 4.0 * inv]);
         assert_eq!(swiglu_reference(0.0, 7.0), 0.0);
         assert!((swiglu_reference(2.0, 1.5) - 2.0 / (1.0 + (-2f64).exp()) * 1.5).abs() < 1e-15);
+    }
+
+    /// Central finite difference of `loss` at `x` along coordinate `index`.
+    fn numeric_gradient(loss: &dyn Fn(&[f64]) -> f64, x: &[f64], index: usize) -> f64 {
+        let h = 1e-6;
+        let mut plus = x.to_vec();
+        let mut minus = x.to_vec();
+        plus[index] += h;
+        minus[index] -= h;
+        (loss(&plus) - loss(&minus)) / (2.0 * h)
+    }
+
+    #[test]
+    fn rms_norm_backward_matches_finite_differences() {
+        let x = [0.3, -1.2, 0.7, 2.0];
+        let g = [0.5, 0.1, -0.9, 0.4];
+        let loss = |x: &[f64]| dot_with_magnitude(&rms_norm_reference(x, 1e-5), &g).0;
+        let analytic = rms_norm_backward_reference(&x, &g, 1e-5);
+        for (i, value) in analytic.iter().enumerate() {
+            assert!((value - numeric_gradient(&loss, &x, i)).abs() < 1e-7, "{i}");
+        }
+    }
+
+    #[test]
+    fn swiglu_backward_matches_finite_differences() {
+        let (gate, up, g) = (0.8, -1.3, 0.6);
+        let loss = |x: &[f64]| g * swiglu_reference(x[0], x[1]);
+        let (d_gate, d_up) = swiglu_backward_reference(gate, up, g);
+        assert!((d_gate - numeric_gradient(&loss, &[gate, up], 0)).abs() < 1e-8);
+        assert!((d_up - numeric_gradient(&loss, &[gate, up], 1)).abs() < 1e-8);
+    }
+
+    #[test]
+    fn attention_backward_matches_finite_differences() {
+        // Three tokens, two dimensions; loss = Σ dO ⊙ attention(Q, K, V).
+        let q = [[0.3, -0.5], [1.1, 0.2], [-0.7, 0.9]];
+        let k = [[0.4, 0.8], [-1.0, 0.3], [0.6, -0.2]];
+        let v = [[1.5, -0.4], [0.2, 0.9], [-0.8, 0.5]];
+        let d_o = [[0.7, -0.1], [0.3, 0.4], [-0.6, 0.2]];
+        let scale = 0.8;
+        let owned = |m: &[[f64; 2]; 3]| m.iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+        let loss = |q: &[Vec<f64>], k: &[Vec<f64>], v: &[Vec<f64>]| {
+            let keys: Vec<&[f64]> = k.iter().map(Vec::as_slice).collect();
+            let values: Vec<&[f64]> = v.iter().map(Vec::as_slice).collect();
+            q.iter()
+                .zip(&d_o)
+                .map(|(q_i, g)| {
+                    dot_with_magnitude(&attention_reference(q_i, &keys, &values, scale).value, g).0
+                })
+                .sum::<f64>()
+        };
+        let (qv, kv, vv) = (owned(&q), owned(&k), owned(&v));
+        let q_rows: Vec<&[f64]> = qv.iter().map(Vec::as_slice).collect();
+        let k_rows: Vec<&[f64]> = kv.iter().map(Vec::as_slice).collect();
+        let v_rows: Vec<&[f64]> = vv.iter().map(Vec::as_slice).collect();
+        let do_rows: Vec<&[f64]> = d_o.iter().map(|r| r.as_slice()).collect();
+        let grads =
+            attention_backward_reference(&q_rows, &k_rows, &v_rows, &do_rows, scale, &[1], &[0, 2]);
+        let h = 1e-6;
+        let perturbed = |which: usize, row: usize, col: usize| {
+            let mut plus = [qv.clone(), kv.clone(), vv.clone()];
+            let mut minus = [qv.clone(), kv.clone(), vv.clone()];
+            plus[which][row][col] += h;
+            minus[which][row][col] -= h;
+            (loss(&plus[0], &plus[1], &plus[2]) - loss(&minus[0], &minus[1], &minus[2])) / (2.0 * h)
+        };
+        for col in 0..2 {
+            assert!((grads.dq[0].value[col] - perturbed(0, 1, col)).abs() < 1e-7);
+            for (slot, key) in [0usize, 2].into_iter().enumerate() {
+                assert!((grads.dk[slot].value[col] - perturbed(1, key, col)).abs() < 1e-7);
+                assert!((grads.dv[slot].value[col] - perturbed(2, key, col)).abs() < 1e-7);
+            }
+        }
     }
 
     #[test]

@@ -35,13 +35,24 @@ pub(crate) const REDUCTIONS: KernelSource = KernelSource {
         "softmax_rows_f16",
         "rms_norm_f32",
         "rms_norm_f16",
+        "rms_norm_backward_f32",
+        "rms_norm_backward_f16",
+        "attention_softmax_backward_f32",
+        "attention_softmax_backward_f16",
     ],
 };
 
 pub(crate) const ELEMENTWISE: KernelSource = KernelSource {
     file: "elementwise.metal",
     text: include_str!("kernels/elementwise.metal"),
-    functions: &["add_f32", "add_f16", "swiglu_f32", "swiglu_f16"],
+    functions: &[
+        "add_f32",
+        "add_f16",
+        "swiglu_f32",
+        "swiglu_f16",
+        "swiglu_backward_f32",
+        "swiglu_backward_f16",
+    ],
 };
 
 pub(crate) const ATTENTION_FUSED: KernelSource = KernelSource {
@@ -109,18 +120,25 @@ mod tests {
 
     #[test]
     fn function_names_are_unique_across_files() {
-        let mut names: Vec<&str> = ALL.iter().flat_map(|s| s.functions.iter().copied()).collect();
+        let mut names: Vec<&str> = ALL
+            .iter()
+            .flat_map(|s| s.functions.iter().copied())
+            .collect();
         let total = names.len();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), total);
-        assert_eq!(source_of("bandwidth_triad").unwrap().file, "bandwidth.metal");
+        assert_eq!(
+            source_of("bandwidth_triad").unwrap().file,
+            "bandwidth.metal"
+        );
         assert!(source_of("no_such_kernel").is_none());
     }
 
     #[test]
     fn declared_kernels_parses_declarations() {
-        let text = "kernel void a_f32(device float* x) {}\n// kernel helper\nkernel void b (int y) {}";
+        let text =
+            "kernel void a_f32(device float* x) {}\n// kernel helper\nkernel void b (int y) {}";
         assert_eq!(declared_kernels(text), vec!["a_f32", "b"]);
     }
 
@@ -129,7 +147,10 @@ mod tests {
         // The Rust #[repr(C)] mirrors are 16-byte multiples; the Metal structs must declare
         // the same fields so setBytes hands the kernel what it expects.
         for (file, fields) in [
-            ("fill.metal", "uint count;\n    uint seed_low;\n    uint seed_high;\n    float scale;"),
+            (
+                "fill.metal",
+                "uint count;\n    uint seed_low;\n    uint seed_high;\n    float scale;",
+            ),
             ("intensity_sweep.metal", "float multiplier;"),
             ("attention_fused.metal", "uint unused[3];"),
         ] {

@@ -38,7 +38,7 @@ pub(crate) fn configurations(profile: Profile, suite: Suite) -> Vec<KernelSpec> 
     specs.extend(attention(suite));
     specs.extend(layer(suite));
     specs.extend(decode(suite));
-    specs.extend(intensity_sweep(profile, suite));
+    specs.extend(intensity_sweep(suite));
     specs
 }
 
@@ -51,8 +51,9 @@ fn pick(suite: Suite, quick: &[u64], standard: &[u64], full: &[u64]) -> Vec<u64>
     .to_vec()
 }
 
-/// MPS GEMMs in f32 and f16. bf16 is left out: MPSMatrixMultiplication has no bf16 path (a
-/// requested bf16 GEMM is recorded as unsupported).
+/// MPS GEMMs in f32 and f16. bf16 is left out: the backend runs MPSMatrixMultiplication in
+/// its documented float32/float16 types only (a requested bf16 GEMM is recorded as
+/// unsupported).
 fn gemm(suite: Suite) -> Vec<KernelSpec> {
     let sizes = pick(
         suite,
@@ -102,7 +103,12 @@ fn bandwidth(profile: Profile, suite: Suite) -> Vec<KernelSpec> {
 
 /// 32 heads × 128 dimensions (Mistral-7B's attention), batch 1, f16.
 fn attention(suite: Suite) -> Vec<KernelSpec> {
-    let seq_lens = pick(suite, &[1024], &[512, 1024, 2048, 4096], &[512, 1024, 2048, 4096, 8192]);
+    let seq_lens = pick(
+        suite,
+        &[1024],
+        &[512, 1024, 2048, 4096],
+        &[512, 1024, 2048, 4096, 8192],
+    );
     let mut specs = Vec::new();
     for implementation in [AttentionImpl::Naive, AttentionImpl::Fused] {
         for &seq_len in &seq_lens {
@@ -151,28 +157,25 @@ fn decode(suite: Suite) -> Vec<KernelSpec> {
         .collect()
 }
 
-/// f32 elements, at least 64 Mi of them and enough that each array is ≥ 4× the cache, so
-/// at low FMA counts the sweep is bound by memory, not by the cache.
-fn intensity_sweep(profile: Profile, suite: Suite) -> Vec<KernelSpec> {
+/// One fixed size on every Mac, so sweeps compare across machines configuration by
+/// configuration: 128 Mi f32 elements, 512 MiB per array, ≥ 4× the largest cache bound in
+/// `hardware.rs`, so at low FMA counts the sweep is bound by memory, not by the cache.
+const SWEEP_ELEMENTS: u64 = 128 * MIB;
+
+fn intensity_sweep(suite: Suite) -> Vec<KernelSpec> {
     let fmas = pick(
         suite,
         &[1, 16, 256],
         &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
         &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
     );
-    let elements = sweep_elements(profile);
     fmas.into_iter()
         .map(|fmas_per_element| KernelSpec::IntensitySweep {
-            elements,
+            elements: SWEEP_ELEMENTS,
             fmas_per_element,
             dtype: Dtype::F32,
         })
         .collect()
-}
-
-fn sweep_elements(profile: Profile) -> u64 {
-    let for_cache = (CACHE_MULTIPLE * profile.last_level_cache_bytes / 4).next_power_of_two();
-    for_cache.max(64 * MIB)
 }
 
 #[cfg(test)]
@@ -181,12 +184,18 @@ mod tests {
     use crate::hardware::system_level_cache_bytes;
 
     fn profiles() -> Vec<Profile> {
-        ["Apple M1", "Apple M3 Pro", "Apple M2 Max", "Apple M1 Ultra", "Unknown GPU"]
-            .into_iter()
-            .map(|name| Profile {
-                last_level_cache_bytes: system_level_cache_bytes(name),
-            })
-            .collect()
+        [
+            "Apple M1",
+            "Apple M3 Pro",
+            "Apple M2 Max",
+            "Apple M1 Ultra",
+            "Unknown GPU",
+        ]
+        .into_iter()
+        .map(|name| Profile {
+            last_level_cache_bytes: system_level_cache_bytes(name),
+        })
+        .collect()
     }
 
     #[test]
@@ -201,9 +210,15 @@ mod tests {
                         _ => None,
                     })
                     .collect();
-                assert!(!sizes.is_empty(), "{suite:?} has no bandwidth configuration");
+                assert!(
+                    !sizes.is_empty(),
+                    "{suite:?} has no bandwidth configuration"
+                );
                 for bytes in sizes {
-                    assert!(bytes >= 4 * profile.last_level_cache_bytes, "{bytes} in {suite:?}");
+                    assert!(
+                        bytes >= 4 * profile.last_level_cache_bytes,
+                        "{bytes} in {suite:?}"
+                    );
                     assert_eq!(bytes % 16, 0, "float4 kernels need 16-byte multiples");
                 }
             }
@@ -234,7 +249,14 @@ mod tests {
             families.dedup();
             assert_eq!(
                 families,
-                ["gemm", "bandwidth", "attention", "layer", "decode", "intensity_sweep"]
+                [
+                    "gemm",
+                    "bandwidth",
+                    "attention",
+                    "layer",
+                    "decode",
+                    "intensity_sweep"
+                ]
             );
         }
         for spec in &standard {
@@ -246,7 +268,9 @@ mod tests {
         let fmas: Vec<u64> = standard
             .iter()
             .filter_map(|s| match s {
-                KernelSpec::IntensitySweep { fmas_per_element, .. } => Some(*fmas_per_element),
+                KernelSpec::IntensitySweep {
+                    fmas_per_element, ..
+                } => Some(*fmas_per_element),
                 _ => None,
             })
             .collect();

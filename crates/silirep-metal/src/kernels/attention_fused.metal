@@ -28,9 +28,14 @@ struct AttentionParams {
     uint unused[3];
 };
 
-constant constexpr uint ROWS_PER_GROUP = 8;
-constant constexpr uint MAX_DIMS_PER_LANE = 4;
-constant constexpr uint THREADS_PER_GROUP = ROWS_PER_GROUP * 32;
+#define ROWS_PER_GROUP 8u
+#define MAX_DIMS_PER_LANE 4u
+#define THREADS_PER_GROUP (ROWS_PER_GROUP * 32u)
+// Keys per K/V tile: 16 KiB of threadgroup memory for K and V together at head_dim 128
+// (32 KiB is the Apple-GPU limit per threadgroup; a smaller footprint lets two threadgroups
+// share a core).
+#define TILE_KEYS_F16 32u
+#define TILE_KEYS_F32 16u
 
 template <typename T, uint TILE_KEYS>
 static inline void attention_fused_body(device const T* q, device const T* k, device const T* v,
@@ -52,6 +57,8 @@ static inline void attention_fused_body(device const T* q, device const T* k, de
 
     float q_lane[MAX_DIMS_PER_LANE];
     float accumulator[MAX_DIMS_PER_LANE];
+    // Loops over the compile-time MAX_DIMS_PER_LANE (guarded by dims_per_lane) unroll, so
+    // q_lane and accumulator stay in registers.
     for (uint e = 0; e < MAX_DIMS_PER_LANE; ++e) {
         q_lane[e] = e < dims_per_lane ? float(q_row[lane + 32 * e]) * p.scale : 0.0f;
         accumulator[e] = 0.0f;
@@ -75,17 +82,21 @@ static inline void attention_fused_body(device const T* q, device const T* k, de
                 threadgroup const T* k_row = k_tile + key * p.head_dim;
                 threadgroup const T* v_row = v_tile + key * p.head_dim;
                 float partial = 0.0f;
-                for (uint e = 0; e < dims_per_lane; ++e) {
-                    partial = fma(q_lane[e], float(k_row[lane + 32 * e]), partial);
+                for (uint e = 0; e < MAX_DIMS_PER_LANE; ++e) {
+                    if (e < dims_per_lane) {
+                        partial = fma(q_lane[e], float(k_row[lane + 32 * e]), partial);
+                    }
                 }
                 const float score = simd_sum(partial);
                 const float new_max = max(running_max, score);
                 const float correction = exp(running_max - new_max);
                 const float weight = exp(score - new_max);
                 running_sum = fma(running_sum, correction, weight);
-                for (uint e = 0; e < dims_per_lane; ++e) {
-                    accumulator[e] = fma(accumulator[e], correction,
-                                         weight * float(v_row[lane + 32 * e]));
+                for (uint e = 0; e < MAX_DIMS_PER_LANE; ++e) {
+                    if (e < dims_per_lane) {
+                        accumulator[e] = fma(accumulator[e], correction,
+                                             weight * float(v_row[lane + 32 * e]));
+                    }
                 }
                 running_max = new_max;
             }
@@ -97,8 +108,10 @@ static inline void attention_fused_body(device const T* q, device const T* k, de
         device T* o_row = o + size_t(batch) * p.o_batch_stride + size_t(head) * p.o_head_stride
                           + size_t(row) * p.o_row_stride;
         const float inverse_sum = 1.0f / running_sum;
-        for (uint e = 0; e < dims_per_lane; ++e) {
-            o_row[lane + 32 * e] = T(accumulator[e] * inverse_sum);
+        for (uint e = 0; e < MAX_DIMS_PER_LANE; ++e) {
+            if (e < dims_per_lane) {
+                o_row[lane + 32 * e] = T(accumulator[e] * inverse_sum);
+            }
         }
     }
 }
@@ -112,18 +125,16 @@ static inline void attention_fused_body(device const T* q, device const T* k, de
     uint lane [[thread_index_in_simdgroup]],                           \
     uint tid [[thread_index_in_threadgroup]]
 
-// Tiles sized to 16 KiB of threadgroup memory per K/V pair at head_dim 128 (32 KiB is the
-// Apple-GPU limit per threadgroup, and a smaller footprint lets two threadgroups share a core).
 kernel void attention_fused_f16(ATTENTION_KERNEL_ARGS(half)) {
-    constexpr uint TILE_KEYS = 32;
-    threadgroup half k_tile[TILE_KEYS * 32 * MAX_DIMS_PER_LANE];
-    threadgroup half v_tile[TILE_KEYS * 32 * MAX_DIMS_PER_LANE];
-    attention_fused_body<half, TILE_KEYS>(q, k, v, o, p, k_tile, v_tile, group, simd_index, lane, tid);
+    threadgroup half k_tile[TILE_KEYS_F16 * 32 * MAX_DIMS_PER_LANE];
+    threadgroup half v_tile[TILE_KEYS_F16 * 32 * MAX_DIMS_PER_LANE];
+    attention_fused_body<half, TILE_KEYS_F16>(q, k, v, o, p, k_tile, v_tile, group, simd_index,
+                                              lane, tid);
 }
 
 kernel void attention_fused_f32(ATTENTION_KERNEL_ARGS(float)) {
-    constexpr uint TILE_KEYS = 16;
-    threadgroup float k_tile[TILE_KEYS * 32 * MAX_DIMS_PER_LANE];
-    threadgroup float v_tile[TILE_KEYS * 32 * MAX_DIMS_PER_LANE];
-    attention_fused_body<float, TILE_KEYS>(q, k, v, o, p, k_tile, v_tile, group, simd_index, lane, tid);
+    threadgroup float k_tile[TILE_KEYS_F32 * 32 * MAX_DIMS_PER_LANE];
+    threadgroup float v_tile[TILE_KEYS_F32 * 32 * MAX_DIMS_PER_LANE];
+    attention_fused_body<float, TILE_KEYS_F32>(q, k, v, o, p, k_tile, v_tile, group, simd_index,
+                                               lane, tid);
 }

@@ -22,13 +22,13 @@ kernel void bandwidth_read(device const float4* a [[buffer(0)]],
                            uint lane [[thread_index_in_simdgroup]],
                            uint simd_index [[simdgroup_index_in_threadgroup]],
                            uint simds_per_group [[simdgroups_per_threadgroup]]) {
+    threadgroup float simd_sums[32];
     const uint begin = group * p.vectors_per_group;
     const uint end = min(begin + p.vectors_per_group, p.vector_count);
     float4 sum = 0.0f;
     for (uint i = begin + thread_in_group; i < end; i += threads_per_group) {
         sum += a[i];
     }
-    threadgroup float simd_sums[32];
     const float thread_sum = simd_sum(sum.x + sum.y + sum.z + sum.w);
     if (lane == 0) {
         simd_sums[simd_index] = thread_sum;

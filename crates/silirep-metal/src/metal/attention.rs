@@ -2,8 +2,10 @@
 //! kernel over the materialised scores, MPS GEMM for P·V) and fused (one `.metal` kernel
 //! that never writes the scores). The fused kernel is also the layer's attention.
 
-use super::gpu::{Buffer, Dispatch, Gpu, GpuParams, Grid, MatrixView, Step, Storage};
+use super::gpu::{Buffer, Gpu, Storage};
+use super::mps::{GemmOptions, MatrixView};
 use super::prepared::{Timed, Workload};
+use super::program::{Dispatch, GpuParams, Grid, Step};
 use crate::numeric::{self, Checks};
 use silirep_core::schema::Verification;
 use silirep_core::{AttentionImpl, Dtype, KernelError, PreparedKernel};
@@ -76,7 +78,8 @@ pub(crate) struct RowParams {
 unsafe impl GpuParams for RowParams {}
 
 fn to_u32(value: usize, what: &str) -> Result<u32, KernelError> {
-    u32::try_from(value).map_err(|_| KernelError::Unsupported(format!("{what} {value} exceeds u32")))
+    u32::try_from(value)
+        .map_err(|_| KernelError::Unsupported(format!("{what} {value} exceeds u32")))
 }
 
 /// Kernel name with the storage-type suffix, for the kernels that come in f32 and f16.
@@ -92,6 +95,12 @@ pub(crate) fn typed(base: &str, dtype: Dtype) -> Result<&'static str, KernelErro
         ("add", Dtype::F16) => "add_f16",
         ("swiglu", Dtype::F32) => "swiglu_f32",
         ("swiglu", Dtype::F16) => "swiglu_f16",
+        ("swiglu_backward", Dtype::F32) => "swiglu_backward_f32",
+        ("swiglu_backward", Dtype::F16) => "swiglu_backward_f16",
+        ("rms_norm_backward", Dtype::F32) => "rms_norm_backward_f32",
+        ("rms_norm_backward", Dtype::F16) => "rms_norm_backward_f16",
+        ("attention_softmax_backward", Dtype::F32) => "attention_softmax_backward_f32",
+        ("attention_softmax_backward", Dtype::F16) => "attention_softmax_backward_f16",
         _ => {
             return Err(KernelError::Unsupported(format!(
                 "{base} runs in f32 and f16 on Metal, not {dtype}"
@@ -108,7 +117,7 @@ pub(crate) fn fused_dispatch(
     layout: &FusedLayout,
     operands: [(Buffer, usize); 4],
 ) -> Result<Step, KernelError> {
-    if layout.head_dim % 32 != 0 || layout.head_dim as u64 > FUSED_MAX_HEAD_DIM {
+    if !layout.head_dim.is_multiple_of(32) || layout.head_dim as u64 > FUSED_MAX_HEAD_DIM {
         return Err(KernelError::Unsupported(format!(
             "the fused attention kernel needs head_dim a multiple of 32 up to \
              {FUSED_MAX_HEAD_DIM}, not {}",
@@ -143,7 +152,7 @@ pub(crate) fn fused_dispatch(
             ],
             group: [FUSED_ROWS_PER_GROUP * 32, 1, 1],
         },
-    )))
+    )?))
 }
 
 /// A row-wise kernel (softmax, RMS norm): one threadgroup per row.
@@ -170,7 +179,7 @@ pub(crate) fn row_dispatch(
             count: [rows, 1, 1],
             group: [SOFTMAX_THREADS, 1, 1],
         },
-    )))
+    )?))
 }
 
 pub(crate) fn prepare<'a>(
@@ -181,6 +190,17 @@ pub(crate) fn prepare<'a>(
     seed: u64,
 ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
     typed("attention_fused", dtype)?;
+    let fused = match implementation {
+        AttentionImpl::Naive => false,
+        AttentionImpl::Fused => true,
+        AttentionImpl::Unspecified => {
+            return Err(KernelError::Unsupported(
+                "attention implementation `unspecified` labels imported results; measure \
+                 naive or fused"
+                    .into(),
+            ));
+        }
+    };
     let (b, h, s, d) = (
         shape.batch as usize,
         shape.heads as usize,
@@ -190,9 +210,10 @@ pub(crate) fn prepare<'a>(
     let es = numeric::element_bytes(dtype);
     let tensor = b * h * s * d;
     let scores = b * h * s * s;
-    let needed = match implementation {
-        AttentionImpl::Naive => (4 * tensor + scores) * es,
-        _ => 4 * tensor * es,
+    let needed = if fused {
+        4 * tensor * es
+    } else {
+        (4 * tensor + scores) * es
     };
     gpu.ensure_fits(needed as u64, "this attention")?;
     let q = gpu.random_buffer(tensor, dtype, Storage::Shared, seed, 1.0)?;
@@ -200,67 +221,78 @@ pub(crate) fn prepare<'a>(
     let v = gpu.random_buffer(tensor, dtype, Storage::Shared, seed ^ 0x76, 1.0)?;
     let o = gpu.buffer(tensor * es, Storage::Shared)?;
     let scale = 1.0 / (d as f64).sqrt();
-    let mut details = BTreeMap::from([("layout".to_string(), "[batch·heads, seq, head_dim]".to_string())]);
-    let program = match implementation {
-        AttentionImpl::Naive => {
-            // The scores never leave the GPU: private storage.
-            let p = gpu.buffer(scores * es, Storage::Private)?;
-            let bh = b * h;
-            let q_view = MatrixView::batched(&q, bh, s, d, dtype);
-            let k_view = MatrixView::batched(&k, bh, s, d, dtype);
-            let v_view = MatrixView::batched(&v, bh, s, d, dtype);
-            let p_view = MatrixView::batched(&p, bh, s, s, dtype);
-            let o_view = MatrixView::batched(&o, bh, s, d, dtype);
-            details.insert(
-                "algorithm".into(),
-                "MPSMatrixMultiplication Q·Kᵀ (scale as alpha), softmax_rows kernel, \
+    let mut details = BTreeMap::from([(
+        "layout".to_string(),
+        "[batch·heads, seq, head_dim]".to_string(),
+    )]);
+    let program = if !fused {
+        // The scores never leave the GPU: private storage.
+        let p = gpu.buffer(scores * es, Storage::Private)?;
+        let bh = b * h;
+        let q_view = MatrixView::batched(&q, bh, s, d, dtype);
+        let k_view = MatrixView::batched(&k, bh, s, d, dtype);
+        let v_view = MatrixView::batched(&v, bh, s, d, dtype);
+        let p_view = MatrixView::batched(&p, bh, s, s, dtype);
+        let o_view = MatrixView::batched(&o, bh, s, d, dtype);
+        details.insert(
+            "algorithm".into(),
+            "MPSMatrixMultiplication Q·Kᵀ (scale as alpha), softmax_rows kernel, \
                  MPSMatrixMultiplication P·V"
-                    .into(),
-            );
-            vec![
-                gpu.matmul(&q_view, &k_view, &p_view, true, scale)?,
-                row_dispatch(gpu, "softmax_rows", dtype, vec![(p.clone(), 0)], bh * s, s, 0.0)?,
-                gpu.matmul(&p_view, &v_view, &o_view, false, 1.0)?,
-            ]
-        }
-        AttentionImpl::Unspecified => {
-            return Err(KernelError::Unsupported(
-                "attention implementation `unspecified` labels imported results; measure \
-                 naive or fused"
-                    .into(),
-            ));
-        }
-        AttentionImpl::Fused => {
-            let strides = Strides {
-                row: d,
-                head: s * d,
-                batch: h * s * d,
-            };
-            let layout = FusedLayout {
-                batch: b,
-                heads: h,
-                seq_len: s,
-                head_dim: d,
-                heads_per_kv: 1,
-                q: strides,
-                kv: strides,
-                o: strides,
-            };
-            details.insert(
-                "algorithm".into(),
-                format!(
-                    "attention_fused kernel: one SIMD group per query row, \
+                .into(),
+        );
+        vec![
+            gpu.matmul(
+                &q_view,
+                &k_view,
+                &p_view,
+                GemmOptions::RIGHT_TRANSPOSED.alpha(scale),
+            )?,
+            row_dispatch(
+                gpu,
+                "softmax_rows",
+                dtype,
+                vec![(p.clone(), 0)],
+                bh * s,
+                s,
+                0.0,
+            )?,
+            gpu.matmul(&p_view, &v_view, &o_view, GemmOptions::PLAIN)?,
+        ]
+    } else {
+        let strides = Strides {
+            row: d,
+            head: s * d,
+            batch: h * s * d,
+        };
+        let layout = FusedLayout {
+            batch: b,
+            heads: h,
+            seq_len: s,
+            head_dim: d,
+            heads_per_kv: 1,
+            q: strides,
+            kv: strides,
+            o: strides,
+        };
+        details.insert(
+            "algorithm".into(),
+            format!(
+                "attention_fused kernel: one SIMD group per query row, \
                      {FUSED_ROWS_PER_GROUP} rows per threadgroup sharing K/V tiles in \
                      threadgroup memory, online softmax"
-                ),
-            );
-            vec![fused_dispatch(
-                gpu,
-                dtype,
-                &layout,
-                [(q.clone(), 0), (k.clone(), 0), (v.clone(), 0), (o.clone(), 0)],
-            )?]
-        }
+            ),
+        );
+        vec![fused_dispatch(
+            gpu,
+            dtype,
+            &layout,
+            [
+                (q.clone(), 0),
+                (k.clone(), 0),
+                (v.clone(), 0),
+                (o.clone(), 0),
+            ],
+        )?]
     };
     let gpu: &Gpu = gpu;
     let workload = Attention {
@@ -314,15 +346,14 @@ impl Workload for Attention {
                     &value_rows,
                     1.0 / (d as f64).sqrt(),
                 );
-                for (a, e) in actual.iter().zip(&expected) {
-                    checks.element(*a, *e);
-                }
+                checks.against(&actual, &expected);
             }
         }
         Ok(checks.finish(
             self.dtype,
             &format!(
-                "{} output rows ({} values) vs f64 softmax attention",
+                "{} output rows ({} values) vs f64 softmax attention, error relative to \
+                 Σ pⱼ·|vⱼ|",
                 heads.len() * 4,
                 checks.len()
             ),

@@ -5,10 +5,10 @@ use super::gpu::{Device, Gpu};
 use super::{attention, bandwidth, gemm, layer, sweep};
 use crate::hardware;
 use crate::suite::{self, Profile};
-use objc2::rc::Retained;
+use objc2::rc::{Retained, autoreleasepool};
 use objc2::sel;
 use objc2_foundation::NSObjectProtocol;
-use objc2_metal::{MTLCreateSystemDefaultDevice, MTLDevice, MTLGPUFamily};
+use objc2_metal::{MTLCopyAllDevices, MTLCreateSystemDefaultDevice, MTLDevice, MTLGPUFamily};
 use silirep_core::schema::{Accelerator, BackendInfo};
 use silirep_core::{Backend, KernelError, KernelSpec, PreparedKernel, Suite};
 use std::collections::BTreeMap;
@@ -26,14 +26,18 @@ pub struct MetalBackend {
 impl MetalBackend {
     /// Opens the system's default Metal device.
     pub fn open() -> Result<MetalBackend, KernelError> {
-        let device = MTLCreateSystemDefaultDevice().ok_or_else(|| {
-            KernelError::Unsupported(
-                "no Metal device: MTLCreateSystemDefaultDevice returned nil (a virtual \
-                 machine or a Mac without a Metal-capable GPU)"
-                    .into(),
-            )
-        })?;
-        let name = device.name().to_string();
+        // The default device is documented as the one driving the main display; fall back to
+        // the device list for headless sessions where there may be no such device.
+        let device = MTLCreateSystemDefaultDevice()
+            .or_else(|| MTLCopyAllDevices().firstObject())
+            .ok_or_else(|| {
+                KernelError::Unsupported(
+                    "no Metal device: MTLCreateSystemDefaultDevice and MTLCopyAllDevices \
+                     found none (a virtual machine or a Mac without a Metal-capable GPU)"
+                        .into(),
+                )
+            })?;
+        let name = autoreleasepool(|_| device.name().to_string());
         Ok(MetalBackend {
             gpu: Gpu::new(device)?,
             name,
@@ -49,6 +53,47 @@ impl MetalBackend {
     fn profile(&self) -> Profile {
         Profile {
             last_level_cache_bytes: hardware::system_level_cache_bytes(&self.name),
+        }
+    }
+
+    /// Device facts for the results file.
+    fn describe_device(&self) -> Accelerator {
+        let device = self.device();
+        let mut details = BTreeMap::from([
+            (
+                "recommended_max_working_set_bytes".to_string(),
+                device.recommendedMaxWorkingSetSize().to_string(),
+            ),
+            (
+                "max_buffer_length_bytes".to_string(),
+                device.maxBufferLength().to_string(),
+            ),
+            ("gpu_families".to_string(), self.families()),
+            (
+                "last_level_cache_bytes_source".to_string(),
+                "upper bound per chip tier (Apple publishes no SLC size)".to_string(),
+            ),
+        ]);
+        // `architecture` exists from macOS 14; asking an older Metal would raise an
+        // Objective-C exception.
+        if device.respondsToSelector(sel!(architecture)) {
+            details.insert(
+                "architecture".into(),
+                device.architecture().name().to_string(),
+            );
+        }
+        if let Some(version) = &self.macos_version {
+            details.insert("macos_version".into(), version.clone());
+        }
+        Accelerator {
+            name: self.name.clone(),
+            vendor: "Apple".into(),
+            compute_units: self.gpu_cores,
+            memory_bytes: Some(device.recommendedMaxWorkingSetSize()),
+            unified_memory: Some(device.hasUnifiedMemory()),
+            driver_version: self.macos_version.as_ref().map(|v| format!("macOS {v}")),
+            runtime_version: Some(self.families()),
+            details,
         }
     }
 
@@ -106,7 +151,10 @@ impl Backend for MetalBackend {
     }
 
     fn info(&self) -> BackendInfo {
-        let os = self.macos_version.clone().unwrap_or_else(|| "unknown".into());
+        let os = self
+            .macos_version
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
         BackendInfo {
             name: "metal".into(),
             // Metal and MPS ship with the OS, so the macOS version is their version.
@@ -118,43 +166,7 @@ impl Backend for MetalBackend {
     }
 
     fn accelerator(&self) -> Option<Accelerator> {
-        let device = self.device();
-        let mut details = BTreeMap::from([
-            (
-                "recommended_max_working_set_bytes".to_string(),
-                device.recommendedMaxWorkingSetSize().to_string(),
-            ),
-            (
-                "max_buffer_length_bytes".to_string(),
-                device.maxBufferLength().to_string(),
-            ),
-            ("gpu_families".to_string(), self.families()),
-            (
-                "last_level_cache_bytes_source".to_string(),
-                "upper bound per chip tier (Apple publishes no SLC size)".to_string(),
-            ),
-        ]);
-        // `architecture` exists from macOS 14; asking an older Metal would raise an
-        // Objective-C exception.
-        if device.respondsToSelector(sel!(architecture)) {
-            details.insert(
-                "architecture".into(),
-                device.architecture().name().to_string(),
-            );
-        }
-        if let Some(version) = &self.macos_version {
-            details.insert("macos_version".into(), version.clone());
-        }
-        Some(Accelerator {
-            name: self.name.clone(),
-            vendor: "Apple".into(),
-            compute_units: self.gpu_cores,
-            memory_bytes: Some(device.recommendedMaxWorkingSetSize()),
-            unified_memory: Some(device.hasUnifiedMemory()),
-            driver_version: self.macos_version.as_ref().map(|v| format!("macOS {v}")),
-            runtime_version: Some(self.families()),
-            details,
-        })
+        autoreleasepool(|_| Some(self.describe_device()))
     }
 
     fn last_level_cache_bytes(&self) -> Option<u64> {
@@ -176,55 +188,65 @@ impl Backend for MetalBackend {
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
         let cache_bytes = self.profile().last_level_cache_bytes;
         let gpu = &mut self.gpu;
-        match *spec {
-            KernelSpec::Gemm { m, n, k, dtype } => gemm::prepare(gpu, m, n, k, dtype, seed),
-            KernelSpec::Bandwidth {
-                op,
-                array_bytes,
-                dtype,
-            } => bandwidth::prepare(gpu, op, array_bytes, dtype, cache_bytes, seed),
-            KernelSpec::Attention {
-                implementation,
+        // Descriptors and other autoreleased objects made while preparing are released here
+        // rather than accumulating in the thread's implicit pool for the whole run.
+        autoreleasepool(|_| prepare_spec(gpu, spec, cache_bytes, seed))
+    }
+}
+
+fn prepare_spec<'a>(
+    gpu: &'a mut Gpu,
+    spec: &KernelSpec,
+    cache_bytes: u64,
+    seed: u64,
+) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
+    match *spec {
+        KernelSpec::Gemm { m, n, k, dtype } => gemm::prepare(gpu, m, n, k, dtype, seed),
+        KernelSpec::Bandwidth {
+            op,
+            array_bytes,
+            dtype,
+        } => bandwidth::prepare(gpu, op, array_bytes, dtype, cache_bytes, seed),
+        KernelSpec::Attention {
+            implementation,
+            batch,
+            heads,
+            seq_len,
+            head_dim,
+            dtype,
+        } => attention::prepare(
+            gpu,
+            implementation,
+            attention::Shape {
                 batch,
                 heads,
                 seq_len,
                 head_dim,
-                dtype,
-            } => attention::prepare(
-                gpu,
-                implementation,
-                attention::Shape {
-                    batch,
-                    heads,
-                    seq_len,
-                    head_dim,
-                },
-                dtype,
-                seed,
-            ),
-            KernelSpec::Layer {
-                pass,
-                part,
-                batch,
-                seq_len,
-                shape,
-                dtype,
-            } => layer::prepare_layer(gpu, pass, part, batch, seq_len, shape, dtype, seed),
-            KernelSpec::Decode {
-                batch,
-                layers,
-                shape,
-                dtype,
-            } => layer::prepare_decode(gpu, batch, layers, shape, dtype, seed),
-            KernelSpec::IntensitySweep {
-                elements,
-                fmas_per_element,
-                dtype,
-            } => sweep::prepare(gpu, elements, fmas_per_element, dtype, seed),
-            KernelSpec::Model { .. } => Err(KernelError::Unsupported(
-                "whole-model runs are imported from other tools, not measured by a backend"
-                    .into(),
-            )),
-        }
+            },
+            dtype,
+            seed,
+        ),
+        KernelSpec::Layer {
+            pass,
+            part,
+            batch,
+            seq_len,
+            shape,
+            dtype,
+        } => layer::prepare_layer(gpu, pass, part, batch, seq_len, shape, dtype, seed),
+        KernelSpec::Decode {
+            batch,
+            layers,
+            shape,
+            dtype,
+        } => layer::prepare_decode(gpu, batch, layers, shape, dtype, seed),
+        KernelSpec::IntensitySweep {
+            elements,
+            fmas_per_element,
+            dtype,
+        } => sweep::prepare(gpu, elements, fmas_per_element, dtype, seed),
+        KernelSpec::Model { .. } => Err(KernelError::Unsupported(
+            "whole-model runs are imported from other tools, not measured by a backend".into(),
+        )),
     }
 }

@@ -1,8 +1,9 @@
 //! STREAM-style read, write, copy and triad over private-storage float4 arrays, rotated
 //! between buffer sets when one set would fit in the system-level cache.
 
-use super::gpu::{Buffer, Dispatch, Gpu, GpuParams, Grid, Step, Storage};
+use super::gpu::{Buffer, Gpu, Storage};
 use super::prepared::{Timed, Workload};
+use super::program::{Dispatch, GpuParams, Grid, Step};
 use crate::numeric::{self, Checks};
 use crate::suite::buffer_sets;
 use silirep_core::schema::Verification;
@@ -41,7 +42,7 @@ pub(crate) fn prepare<'a>(
             "bandwidth kernels move float4 (f32) vectors; {dtype} would measure the same bytes"
         )));
     }
-    if array_bytes % 16 != 0 || array_bytes == 0 {
+    if !array_bytes.is_multiple_of(16) || array_bytes == 0 {
         return Err(KernelError::Unsupported(format!(
             "array_bytes {array_bytes} is not a positive multiple of 16 (one float4)"
         )));
@@ -83,7 +84,13 @@ pub(crate) fn prepare<'a>(
         let mut arrays_in_set = Vec::new();
         for array in 0..arrays {
             let array_seed = seed ^ (set << 8) ^ array;
-            arrays_in_set.push(gpu.random_buffer(floats, dtype, Storage::Private, array_seed, 1.0)?);
+            arrays_in_set.push(gpu.random_buffer(
+                floats,
+                dtype,
+                Storage::Private,
+                array_seed,
+                1.0,
+            )?);
         }
         // Read's per-group partial sums are tiny and read back by the check: shared.
         let partials = match op {
@@ -107,7 +114,7 @@ pub(crate) fn prepare<'a>(
             bind,
             &params,
             grid,
-        ))]);
+        )?)]);
         sets_buffers.push((arrays_in_set, partials));
     }
     let gpu: &Gpu = gpu;
@@ -201,8 +208,14 @@ impl Workload for Bandwidth {
     fn details(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("storage".into(), "private".into()),
-            ("vector_width".into(), "float4 (16-byte loads/stores)".into()),
-            ("threads_per_threadgroup".into(), THREADS_PER_GROUP.to_string()),
+            (
+                "vector_width".into(),
+                "float4 (16-byte loads/stores)".into(),
+            ),
+            (
+                "threads_per_threadgroup".into(),
+                THREADS_PER_GROUP.to_string(),
+            ),
         ])
     }
 }

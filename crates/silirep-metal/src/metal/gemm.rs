@@ -1,8 +1,10 @@
 //! `C = A·B` through MPSMatrixMultiplication, checked on sampled entries against f64 dot
 //! products of the same (GPU-generated) inputs.
 
-use super::gpu::{Gpu, MatrixView, Step, Storage};
+use super::gpu::{Gpu, Storage};
+use super::mps::{GemmOptions, MatrixView};
 use super::prepared::{Timed, Workload};
+use super::program::Step;
 use crate::numeric::{self, Checks};
 use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, PreparedKernel};
@@ -20,8 +22,8 @@ pub(crate) fn prepare<'a>(
 ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
     if dtype == Dtype::Bf16 {
         return Err(KernelError::Unsupported(
-            "bf16 GEMM: MPSMatrixMultiplication supports float32 and float16 only (bf16 \
-             needs MPSGraph, which this backend does not use yet)"
+            "bf16 GEMM: this backend runs MPSMatrixMultiplication in its documented float32 \
+             and float16 types only; bf16 would need MPSGraph, which it does not use yet"
                 .into(),
         ));
     }
@@ -41,7 +43,7 @@ pub(crate) fn prepare<'a>(
     let a_view = MatrixView::dense(&a, m, k, dtype);
     let b_view = MatrixView::dense(&b, k, n, dtype);
     let c_view = MatrixView::dense(&c, m, n, dtype);
-    let step = gpu.matmul(&a_view, &b_view, &c_view, false, 1.0)?;
+    let step = gpu.matmul(&a_view, &b_view, &c_view, GemmOptions::PLAIN)?;
     let gpu: &Gpu = gpu;
     let workload = Gemm {
         programs: vec![vec![step]],
@@ -103,7 +105,10 @@ impl Workload for Gemm {
     fn details(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("library".into(), "MPSMatrixMultiplication".into()),
-            ("layout".into(), "row-major A[m×k]·B[k×n], no transposes".into()),
+            (
+                "layout".into(),
+                "row-major A[m×k]·B[k×n], no transposes".into(),
+            ),
             ("storage".into(), "shared".into()),
         ])
     }

@@ -3,29 +3,23 @@
 //! dispatches and MPS GEMMs) into command buffers, time it with the GPU's own timestamps, and
 //! read results back for verification.
 
+use super::program::{CommandBuffer, Dispatch, GpuParams, Grid, Step, encode};
 use crate::numeric;
 use crate::sources;
-use objc2::AnyThread;
 use objc2::rc::{Retained, autoreleasepool};
 use objc2::runtime::ProtocolObject;
 use objc2_foundation::NSString;
 use objc2_metal::{
     MTLBlitCommandEncoder, MTLBuffer, MTLCommandBuffer, MTLCommandBufferStatus, MTLCommandEncoder,
-    MTLCommandQueue, MTLComputeCommandEncoder, MTLComputePipelineState, MTLDevice, MTLLibrary,
-    MTLResource, MTLResourceOptions, MTLSize, MTLStorageMode,
-};
-use objc2_metal_performance_shaders::{
-    MPSDataType, MPSMatrix, MPSMatrixDescriptor, MPSMatrixMultiplication,
+    MTLCommandQueue, MTLComputePipelineState, MTLDevice, MTLLibrary, MTLResource,
+    MTLResourceOptions, MTLStorageMode,
 };
 use silirep_core::{Dtype, KernelError};
 use std::collections::HashMap;
-use std::ptr::NonNull;
 
 pub(crate) type Device = ProtocolObject<dyn MTLDevice>;
 pub(crate) type Buffer = Retained<ProtocolObject<dyn MTLBuffer>>;
 pub(crate) type Pipeline = Retained<ProtocolObject<dyn MTLComputePipelineState>>;
-type CommandBuffer = ProtocolObject<dyn MTLCommandBuffer>;
-type ComputeEncoder = ProtocolObject<dyn MTLComputeCommandEncoder>;
 
 /// Command buffers committed before the CPU waits for the oldest. Below the queue's default
 /// limit of 64, so `commandBuffer` never blocks, and enough to keep the GPU busy.
@@ -90,7 +84,9 @@ impl Gpu {
         let pipeline = self
             .device
             .newComputePipelineStateWithFunction_error(&function)
-            .map_err(|e| backend_error(&format!("pipeline for {name}"), e.localizedDescription()))?;
+            .map_err(|e| {
+                backend_error(&format!("pipeline for {name}"), e.localizedDescription())
+            })?;
         self.pipelines.insert(name, pipeline.clone());
         Ok(pipeline)
     }
@@ -139,6 +135,9 @@ impl Gpu {
         scale: f32,
     ) -> Result<Buffer, KernelError> {
         let buffer = self.buffer(count * numeric::element_bytes(dtype), storage)?;
+        if count == 0 {
+            return Ok(buffer);
+        }
         let name = match dtype {
             Dtype::F32 => "fill_random_f32",
             Dtype::F16 => "fill_random_f16",
@@ -158,7 +157,7 @@ impl Gpu {
             vec![(buffer.clone(), 0)],
             &params,
             Grid::threads_1d(count),
-        );
+        )?;
         self.run_once(&[Step::Compute(fill)])?;
         Ok(buffer)
     }
@@ -199,7 +198,16 @@ impl Gpu {
                     in_flight.push(command_buffer);
                 }
                 for command_buffer in &in_flight {
-                    times_s.push(finish(command_buffer)? / f64::from(repeats));
+                    let gpu_s = finish(command_buffer)?;
+                    // Some virtual GPUs report no timestamps (both zero); a CPU clock would
+                    // measure something else, so say so instead of substituting one.
+                    if gpu_s.is_nan() || gpu_s <= 0.0 {
+                        return Err(backend_error(
+                            "no GPU timestamps",
+                            format!("GPUEndTime − GPUStartTime = {gpu_s} s"),
+                        ));
+                    }
+                    times_s.push(gpu_s / f64::from(repeats));
                 }
                 Ok(())
             })?;
@@ -232,7 +240,10 @@ impl Gpu {
             ));
         }
         if buffer.storageMode() == MTLStorageMode::Shared {
-            return Ok(numeric::decode(&shared_bytes(buffer)[offset..offset + bytes], dtype));
+            return Ok(numeric::decode(
+                &shared_bytes(buffer)[offset..offset + bytes],
+                dtype,
+            ));
         }
         let staging = self.buffer(bytes, Storage::Shared)?;
         autoreleasepool(|_| {
@@ -275,40 +286,6 @@ impl Gpu {
             })
             .collect()
     }
-
-    /// A GEMM through MPSMatrixMultiplication: `result = alpha · left · op(right)`, where
-    /// `op` transposes when `transpose_right` (weights stored `[out][in]`, as PyTorch does).
-    pub fn matmul(
-        &self,
-        left: &MatrixView,
-        right: &MatrixView,
-        result: &MatrixView,
-        transpose_right: bool,
-        alpha: f64,
-    ) -> Result<Step, KernelError> {
-        let interior = left.columns;
-        // SAFETY: the views were built from buffers large enough for their descriptors
-        // (checked in MatrixView::matrix), and the Step keeps the buffers alive.
-        let kernel = unsafe {
-            MPSMatrixMultiplication::initWithDevice_transposeLeft_transposeRight_resultRows_resultColumns_interiorColumns_alpha_beta(
-                MPSMatrixMultiplication::alloc(),
-                &self.device,
-                false,
-                transpose_right,
-                result.rows,
-                result.columns,
-                interior,
-                alpha,
-                0.0,
-            )
-        };
-        Ok(Step::Gemm(MatMul {
-            kernel,
-            left: left.matrix()?,
-            right: right.matrix()?,
-            result: result.matrix()?,
-        }))
-    }
 }
 
 /// Waits for `command_buffer` and returns its GPU execution time in seconds.
@@ -339,67 +316,6 @@ fn shared_bytes(buffer: &Buffer) -> &[u8] {
     unsafe { std::slice::from_raw_parts(buffer.contents().as_ptr().cast::<u8>(), buffer.length()) }
 }
 
-/// Encodes `program` into `command_buffer`: consecutive compute dispatches share one
-/// encoder, which is closed before each MPS GEMM (MPS encodes its own).
-fn encode(command_buffer: &CommandBuffer, program: &[Step]) -> Result<(), KernelError> {
-    let mut encoder: Option<Retained<ComputeEncoder>> = None;
-    for step in program {
-        match step {
-            Step::Compute(dispatch) => {
-                let active = match encoder {
-                    Some(ref e) => e,
-                    None => encoder.insert(
-                        command_buffer
-                            .computeCommandEncoder()
-                            .ok_or_else(|| backend_error("computeCommandEncoder", "returned nil"))?,
-                    ),
-                };
-                dispatch.encode(active);
-            }
-            Step::Gemm(matmul) => {
-                if let Some(e) = encoder.take() {
-                    e.endEncoding();
-                }
-                // SAFETY: the matrices' buffers are owned by the MPSMatrix objects in `matmul`.
-                unsafe {
-                    matmul
-                        .kernel
-                        .encodeToCommandBuffer_leftMatrix_rightMatrix_resultMatrix(
-                            command_buffer,
-                            &matmul.left,
-                            &matmul.right,
-                            &matmul.result,
-                        );
-                }
-            }
-        }
-    }
-    if let Some(e) = encoder.take() {
-        e.endEncoding();
-    }
-    Ok(())
-}
-
-/// One unit of GPU work in a program.
-pub(crate) enum Step {
-    Compute(Dispatch),
-    Gemm(MatMul),
-}
-
-pub(crate) struct MatMul {
-    kernel: Retained<MPSMatrixMultiplication>,
-    left: Retained<MPSMatrix>,
-    right: Retained<MPSMatrix>,
-    result: Retained<MPSMatrix>,
-}
-
-/// Marks `#[repr(C)]` structs of 4-byte fields (no padding) that mirror a Metal parameter
-/// struct, so their bytes can be handed to `setBytes`.
-///
-/// # Safety
-/// The type must be `#[repr(C)]`, contain no padding and no pointers.
-pub(crate) unsafe trait GpuParams: Copy {}
-
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FillParams {
@@ -410,182 +326,3 @@ pub(crate) struct FillParams {
 }
 // SAFETY: four 4-byte fields, mirrors FillParams in fill.metal.
 unsafe impl GpuParams for FillParams {}
-
-pub(crate) struct Dispatch {
-    pipeline: Pipeline,
-    /// Bound at indices 0, 1, ... with their byte offsets; the parameters follow them.
-    buffers: Vec<(Buffer, usize)>,
-    params: Vec<u8>,
-    grid: Grid,
-}
-
-impl Dispatch {
-    pub fn new<P: GpuParams>(
-        pipeline: Pipeline,
-        buffers: Vec<(Buffer, usize)>,
-        params: &P,
-        grid: Grid,
-    ) -> Dispatch {
-        // SAFETY: GpuParams guarantees a padding-free plain-data layout.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((params as *const P).cast::<u8>(), size_of::<P>())
-        };
-        Dispatch {
-            pipeline,
-            buffers,
-            params: bytes.to_vec(),
-            grid,
-        }
-    }
-
-    fn encode(&self, encoder: &ComputeEncoder) {
-        encoder.setComputePipelineState(&self.pipeline);
-        for (index, (buffer, offset)) in self.buffers.iter().enumerate() {
-            // SAFETY: indices match the kernel's [[buffer(n)]] declarations (one Dispatch per
-            // kernel signature, built next to it); the buffer outlives the encoding.
-            unsafe { encoder.setBuffer_offset_atIndex(Some(buffer), *offset, index) };
-        }
-        let params = NonNull::new(self.params.as_ptr().cast_mut().cast()).expect("non-null");
-        // SAFETY: `params` points at `self.params.len()` initialised bytes; Metal copies them.
-        unsafe { encoder.setBytes_length_atIndex(params, self.params.len(), self.buffers.len()) };
-        let max_threads = self.pipeline.maxTotalThreadsPerThreadgroup();
-        match self.grid {
-            Grid::Threads { total, group } => encoder
-                .dispatchThreads_threadsPerThreadgroup(size(total), size(clamp(group, max_threads))),
-            Grid::Groups { count, group } => encoder.dispatchThreadgroups_threadsPerThreadgroup(
-                size(count),
-                size(clamp(group, max_threads)),
-            ),
-        }
-    }
-}
-
-/// How many threads a dispatch launches.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Grid {
-    /// Exactly `total` threads (Apple GPUs allow a partial last threadgroup).
-    Threads { total: [usize; 3], group: [usize; 3] },
-    /// `count` threadgroups of `group` threads; kernels that rely on the threadgroup size
-    /// (reductions, attention tiles) use this.
-    Groups { count: [usize; 3], group: [usize; 3] },
-}
-
-impl Grid {
-    pub fn threads_1d(total: usize) -> Grid {
-        Grid::Threads {
-            total: [total, 1, 1],
-            group: [256, 1, 1],
-        }
-    }
-}
-
-fn size([width, height, depth]: [usize; 3]) -> MTLSize {
-    MTLSize {
-        width,
-        height,
-        depth,
-    }
-}
-
-/// Threadgroup sizes are requested for the common case; a pipeline that uses many registers
-/// may allow fewer threads, so shrink the first dimension to fit.
-fn clamp([x, y, z]: [usize; 3], max_threads: usize) -> [usize; 3] {
-    let other = (y * z).max(1);
-    [x.min((max_threads / other).max(1)), y, z]
-}
-
-/// A matrix (or a batch of equally shaped matrices) inside a buffer.
-#[derive(Clone)]
-pub(crate) struct MatrixView {
-    pub buffer: Buffer,
-    pub offset_bytes: usize,
-    pub rows: usize,
-    pub columns: usize,
-    pub row_bytes: usize,
-    pub matrices: usize,
-    pub matrix_bytes: usize,
-    pub dtype: Dtype,
-}
-
-impl MatrixView {
-    /// A dense row-major `rows × columns` matrix at the start of `buffer`.
-    pub fn dense(buffer: &Buffer, rows: usize, columns: usize, dtype: Dtype) -> MatrixView {
-        let row_bytes = columns * numeric::element_bytes(dtype);
-        MatrixView {
-            buffer: buffer.clone(),
-            offset_bytes: 0,
-            rows,
-            columns,
-            row_bytes,
-            matrices: 1,
-            matrix_bytes: rows * row_bytes,
-            dtype,
-        }
-    }
-
-    /// `matrices` dense `rows × columns` matrices stored back to back.
-    pub fn batched(
-        buffer: &Buffer,
-        matrices: usize,
-        rows: usize,
-        columns: usize,
-        dtype: Dtype,
-    ) -> MatrixView {
-        MatrixView {
-            matrices,
-            ..MatrixView::dense(buffer, rows, columns, dtype)
-        }
-    }
-
-    /// The first `columns` columns of each row, starting `column_offset` columns in (a slice
-    /// of a wider matrix, e.g. the Q part of a fused QKV projection).
-    pub fn columns(&self, column_offset: usize, columns: usize) -> MatrixView {
-        MatrixView {
-            offset_bytes: self.offset_bytes + column_offset * numeric::element_bytes(self.dtype),
-            columns,
-            ..self.clone()
-        }
-    }
-
-    fn matrix(&self) -> Result<Retained<MPSMatrix>, KernelError> {
-        let element = numeric::element_bytes(self.dtype);
-        let needed = self.offset_bytes
-            + (self.matrices - 1) * self.matrix_bytes
-            + (self.rows - 1) * self.row_bytes
-            + self.columns * element;
-        if needed > self.buffer.length() {
-            return Err(backend_error(
-                "matrix view exceeds its buffer",
-                format!("{needed} > {} bytes", self.buffer.length()),
-            ));
-        }
-        let data_type = match self.dtype {
-            Dtype::F32 => MPSDataType::Float32,
-            Dtype::F16 => MPSDataType::Float16,
-            other => {
-                return Err(KernelError::Unsupported(format!(
-                    "MPSMatrixMultiplication takes float32 and float16 matrices, not {other}"
-                )));
-            }
-        };
-        // SAFETY: plain constructors; the buffer is large enough (checked above) and is
-        // retained by the MPSMatrix.
-        unsafe {
-            let descriptor =
-                MPSMatrixDescriptor::matrixDescriptorWithRows_columns_matrices_rowBytes_matrixBytes_dataType(
-                    self.rows,
-                    self.columns,
-                    self.matrices,
-                    self.row_bytes,
-                    self.matrix_bytes,
-                    data_type,
-                );
-            Ok(MPSMatrix::initWithBuffer_offset_descriptor(
-                MPSMatrix::alloc(),
-                &self.buffer,
-                self.offset_bytes,
-                &descriptor,
-            ))
-        }
-    }
-}

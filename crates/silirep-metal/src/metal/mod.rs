@@ -6,7 +6,13 @@ mod bandwidth;
 mod gemm;
 mod gpu;
 mod layer;
+mod layer_backward;
+mod mps;
 mod prepared;
+mod program;
 mod sweep;
 
 pub use backend::MetalBackend;
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,8 @@
 //! The one `PreparedKernel` implementation: every Metal workload is a rotation of programs
 //! plus a check of its output, and this type does the timing and bookkeeping for all of them.
 
-use super::gpu::{Gpu, Step};
+use super::gpu::Gpu;
+use super::program::Step;
 use silirep_core::schema::Verification;
 use silirep_core::{KernelError, PreparedKernel};
 use std::collections::BTreeMap;
@@ -51,7 +52,9 @@ impl<'a, W: Workload> Timed<'a, W> {
 impl<W: Workload> PreparedKernel for Timed<'_, W> {
     fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
         let programs = self.workload.programs();
-        let times = self.gpu.time(programs, self.next, iterations, self.repeats)?;
+        let times = self
+            .gpu
+            .time(programs, self.next, iterations, self.repeats)?;
         self.next += (iterations * self.repeats) as usize;
         Ok(times)
     }

@@ -1,8 +1,9 @@
 //! The arithmetic-intensity sweep: fixed traffic, `fmas_per_element` dependent FMAs per
 //! element, checked by replaying the chain in f64 on sampled elements.
 
-use super::gpu::{Buffer, Dispatch, Gpu, GpuParams, Grid, Step, Storage};
+use super::gpu::{Buffer, Gpu, Storage};
 use super::prepared::{Timed, Workload};
+use super::program::{Dispatch, GpuParams, Grid, Step};
 use crate::numeric::{self, Checks};
 use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, PreparedKernel};
@@ -36,7 +37,7 @@ pub(crate) fn prepare<'a>(
             "the intensity sweep kernel is f32 only, not {dtype}"
         )));
     }
-    if elements % 4 != 0 || elements == 0 {
+    if !elements.is_multiple_of(4) || elements == 0 {
         return Err(KernelError::Unsupported(format!(
             "elements {elements} is not a positive multiple of 4 (one float4)"
         )));
@@ -62,7 +63,7 @@ pub(crate) fn prepare<'a>(
         vec![(input.clone(), 0), (output.clone(), 0)],
         &params,
         Grid::threads_1d(vector_count as usize),
-    );
+    )?;
     let gpu: &Gpu = gpu;
     let workload = Sweep {
         programs: vec![vec![Step::Compute(dispatch)]],
@@ -109,8 +110,14 @@ impl Workload for Sweep {
 
     fn details(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("vector_width".into(), "float4 (four independent chains per thread)".into()),
-            ("chain".into(), format!("x = fma(x, {MULTIPLIER}, {ADDEND})")),
+            (
+                "vector_width".into(),
+                "float4 (four independent chains per thread)".into(),
+            ),
+            (
+                "chain".into(),
+                format!("x = fma(x, {MULTIPLIER}, {ADDEND})"),
+            ),
         ])
     }
 }

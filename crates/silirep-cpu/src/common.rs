@@ -1,0 +1,156 @@
+//! Pieces every CPU kernel uses: seeded random fill, timing, matrix products.
+
+use gemm::{Parallelism, f16};
+use silirep_core::KernelError;
+use std::time::Instant;
+
+/// SplitMix64: seeded, fast, and the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// `len` values uniform in [lo, hi): never all zeros, so no kernel can be timed on data a
+/// CPU or compiler might shortcut.
+pub fn random_f32(len: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..len)
+        .map(|_| rng.uniform(lo as f64, hi as f64) as f32)
+        .collect()
+}
+
+/// Allocates `len` elements or reports out-of-memory instead of aborting the process.
+pub fn try_alloc<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>, KernelError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        KernelError::OutOfMemory(format!(
+            "{what}: {} bytes could not be allocated",
+            len * std::mem::size_of::<T>()
+        ))
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// Times `iterations` calls of `body`, one sample per call, on the monotonic clock.
+pub fn time_each(iterations: u32, mut body: impl FnMut()) -> Vec<f64> {
+    (0..iterations)
+        .map(|_| {
+            let start = Instant::now();
+            body();
+            start.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// Row-major `c[m×n] = a[m×k] · b`, where `b` is `[k×n]` or, with `b_transposed`, `[n×k]`.
+pub fn matmul_f32(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    b_transposed: bool,
+    threads: usize,
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let (b_cs, b_rs) = if b_transposed {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    // SAFETY: the slices cover every index the strides reach (asserted above), and `c`
+    // does not alias `a` or `b` (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        )
+    }
+}
+
+pub fn matmul_f16(
+    c: &mut [f16],
+    a: &[f16],
+    b: &[f16],
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: as in `matmul_f32`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            f16::from_f32(0.0),
+            f16::from_f32(1.0),
+            false,
+            false,
+            false,
+            parallelism(threads),
+        )
+    }
+}
+
+fn parallelism(threads: usize) -> Parallelism {
+    if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// f64 dot product of row `i` of `a[·×k]` with column `j` of `b[k×n]`: the reference for
+/// sampled GEMM entries.
+pub fn reference_entry(a: &[f32], b: &[f32], i: usize, j: usize, k: usize, n: usize) -> f64 {
+    (0..k)
+        .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+        .sum()
+}
