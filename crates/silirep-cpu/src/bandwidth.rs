@@ -1,7 +1,8 @@
 //! STREAM-style read, write, copy and triad over f64 or f32 arrays, split across threads.
 //!
-//! Each thread owns a contiguous chunk and first-touches it in `prepare`, so on NUMA systems
-//! pages land near the core that streams them. Arrays are at least 4× the last-level cache
+//! Like STREAM's static OpenMP schedule, each thread owns one contiguous part of every array
+//! (hardware prefetchers see one long stream per core) and first-touches it in `prepare`, so
+//! on NUMA systems pages land near the core that streams them. Arrays are at least 4× the last-level cache
 //! (the suite sizes them), so every iteration goes to DRAM.
 
 use crate::common::{Rng, time_each, try_alloc};
@@ -13,7 +14,6 @@ use std::collections::BTreeMap;
 
 /// The triad scalar; any value works, a non-trivial one keeps the multiply honest.
 const Q: f64 = 3.0;
-const CHUNK: usize = 1 << 16;
 
 pub struct Bandwidth {
     op: BandwidthOp,
@@ -22,6 +22,8 @@ pub struct Bandwidth {
     c: Vec<f64>,
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Elements per thread: `threads` contiguous parts per array.
+    part_len: usize,
     last_sum: f64,
     write_value: f64,
     /// Tests set this to prove verification catches a wrong kernel.
@@ -44,6 +46,7 @@ impl Bandwidth {
             .build()
             .map_err(|e| KernelError::Backend(e.to_string()))?;
         let arrays = op.arrays_touched() as usize;
+        let part_len = n.div_ceil(threads.max(1));
         let mut a = try_alloc(n, 0.0f64, "bandwidth array a")?;
         let mut b = if arrays >= 2 {
             try_alloc(n, 0.0f64, "bandwidth array b")?
@@ -57,7 +60,7 @@ impl Bandwidth {
         };
         pool.install(|| {
             for (index, v) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
-                v.par_chunks_mut(CHUNK)
+                v.par_chunks_mut(part_len)
                     .enumerate()
                     .for_each(|(chunk, part)| {
                         let mut rng = Rng::new(seed ^ ((index as u64) << 56) ^ chunk as u64);
@@ -74,6 +77,7 @@ impl Bandwidth {
             c,
             pool,
             threads,
+            part_len,
             last_sum: 0.0,
             write_value: 1.0,
             inject_fault: false,
@@ -82,10 +86,11 @@ impl Bandwidth {
 
     fn run_once(&mut self) {
         let (a, b, c) = (&mut self.a, &mut self.b, &mut self.c);
+        let len = self.part_len;
         match self.op {
             BandwidthOp::Read => {
                 self.last_sum = self.pool.install(|| {
-                    a.par_chunks(CHUNK)
+                    a.par_chunks(len)
                         .map(|part| {
                             // Eight partial sums so the adds pipeline and vectorise.
                             let mut acc = [0.0f64; 8];
@@ -105,16 +110,16 @@ impl Bandwidth {
                 self.write_value += 1.0;
                 let v = self.write_value;
                 self.pool
-                    .install(|| a.par_chunks_mut(CHUNK).for_each(|part| part.fill(v)));
+                    .install(|| a.par_chunks_mut(len).for_each(|part| part.fill(v)));
             }
             BandwidthOp::Copy => self.pool.install(|| {
-                b.par_chunks_mut(CHUNK)
-                    .zip(a.par_chunks(CHUNK))
+                b.par_chunks_mut(len)
+                    .zip(a.par_chunks(len))
                     .for_each(|(dst, src)| dst.copy_from_slice(src))
             }),
             BandwidthOp::Triad => self.pool.install(|| {
-                a.par_chunks_mut(CHUNK)
-                    .zip(b.par_chunks(CHUNK).zip(c.par_chunks(CHUNK)))
+                a.par_chunks_mut(len)
+                    .zip(b.par_chunks(len).zip(c.par_chunks(len)))
                     .for_each(|(dst, (x, y))| {
                         for ((d, x), y) in dst.iter_mut().zip(x).zip(y) {
                             *d = x + Q * y;
