@@ -63,6 +63,43 @@ pub fn time_each(iterations: u32, mut body: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
+/// Row-major `c[m×n] = aᵀ · b` with `a` stored as `[k×m]` and `b` as `[k×n]`: the weight
+/// gradient `Xᵀ·dY` of a projection, without materialising the transpose.
+pub fn matmul_f32_lhs_transposed(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the slices cover every index the strides reach (asserted above), and `c`
+    // does not alias `a` or `b` (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            m as isize,
+            1,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        )
+    }
+}
+
 /// Row-major `c[m×n] = a[m×k] · b`, where `b` is `[k×n]` or, with `b_transposed`, `[n×k]`.
 pub fn matmul_f32(
     c: &mut [f32],
@@ -166,6 +203,21 @@ pub fn reference_entry(a: &[f32], b: &[f32], i: usize, j: usize, k: usize, n: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lhs_transposed_product_matches_a_plain_product() {
+        let (m, n, k) = (5, 6, 7);
+        let a_t = random_f32(k * m, -1.0, 1.0, 3);
+        let b = random_f32(k * n, -1.0, 1.0, 4);
+        let mut c = vec![0.0f32; m * n];
+        matmul_f32_lhs_transposed(&mut c, &a_t, &b, (m, n, k), 1);
+        for i in 0..m {
+            for j in 0..n {
+                let expected: f32 = (0..k).map(|p| a_t[p * m + i] * b[p * n + j]).sum();
+                assert!((c[i * n + j] - expected).abs() < 1e-5);
+            }
+        }
+    }
 
     /// Products wider than one panel must match a plain triple loop in both B layouts.
     #[test]

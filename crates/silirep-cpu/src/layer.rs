@@ -12,33 +12,33 @@ use silirep_core::schema::{Verification, VerificationStatus};
 use silirep_core::{KernelError, LayerShape, PreparedKernel};
 use std::collections::BTreeMap;
 
-struct Weights {
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    o: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    down: Vec<f32>,
+pub(crate) struct Weights {
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) o: Vec<f32>,
+    pub(crate) gate: Vec<f32>,
+    pub(crate) up: Vec<f32>,
+    pub(crate) down: Vec<f32>,
 }
 
 /// Activations of one pass, kept for verification.
 #[derive(Default)]
-struct Trace {
-    x: Vec<f32>,
-    h1: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    attn: Vec<f32>,
-    o: Vec<f32>,
-    x2: Vec<f32>,
-    h2: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    act: Vec<f32>,
-    down: Vec<f32>,
-    y: Vec<f32>,
+pub(crate) struct Trace {
+    pub(crate) x: Vec<f32>,
+    pub(crate) h1: Vec<f32>,
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) attn: Vec<f32>,
+    pub(crate) o: Vec<f32>,
+    pub(crate) x2: Vec<f32>,
+    pub(crate) h2: Vec<f32>,
+    pub(crate) gate: Vec<f32>,
+    pub(crate) up: Vec<f32>,
+    pub(crate) act: Vec<f32>,
+    pub(crate) down: Vec<f32>,
+    pub(crate) y: Vec<f32>,
 }
 
 pub struct Layer {
@@ -63,42 +63,22 @@ impl Layer {
         memory_bytes: Option<u64>,
         seed: u64,
     ) -> Result<Self, KernelError> {
-        let weights_per_layer = shape.weights(silirep_core::LayerPart::Full);
-        let needed = 4 * layers * weights_per_layer;
-        if let Some(mem) = memory_bytes
-            && needed > mem * 3 / 4
-        {
-            return Err(KernelError::OutOfMemory(format!(
-                "{layers} layer(s) of f32 weights need {needed} bytes; this machine has {mem}"
-            )));
-        }
-        let (h, qd, kvd, inter) = dims(&shape);
-        let make = |rows: usize, cols: usize, tag: u64| -> Result<Vec<f32>, KernelError> {
-            // ±1/√rows keeps activations O(1) through the projections.
-            let bound = 1.0 / (rows as f32).sqrt();
-            let mut w = try_alloc(rows * cols, 0.0f32, "layer weights")?;
-            w.copy_from_slice(&random_f32(rows * cols, -bound, bound, seed ^ tag));
-            Ok(w)
-        };
+        fits_in_memory(&shape, layers, false, memory_bytes)?;
         let mut all = Vec::new();
         for l in 0..layers {
-            let t = l << 8;
-            all.push(Weights {
-                q: make(h, qd, t | 1)?,
-                k: make(h, kvd, t | 2)?,
-                v: make(h, kvd, t | 3)?,
-                o: make(qd, h, t | 4)?,
-                gate: make(h, inter, t | 5)?,
-                up: make(h, inter, t | 6)?,
-                down: make(inter, h, t | 7)?,
-            });
+            all.push(make_weights(&shape, l, seed)?);
         }
         Ok(Layer {
             shape,
             tokens: tokens as usize,
             attention,
             layers: all,
-            input: random_f32(tokens as usize * h, -1.0, 1.0, seed ^ 0x1f),
+            input: random_f32(
+                tokens as usize * shape.hidden as usize,
+                -1.0,
+                1.0,
+                seed ^ 0x1f,
+            ),
             trace: Trace::default(),
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -106,6 +86,24 @@ impl Layer {
                 .map_err(|e| KernelError::Backend(e.to_string()))?,
             threads,
         })
+    }
+
+    /// One layer's weights and an input, exactly as `prepare` makes them for layer 0: the
+    /// backward pass starts from the same state the forward measures.
+    pub(crate) fn weights_and_input(
+        shape: LayerShape,
+        tokens: u64,
+        seed: u64,
+    ) -> Result<(Weights, Vec<f32>), KernelError> {
+        Ok((
+            make_weights(&shape, 0, seed)?,
+            random_f32(
+                tokens as usize * shape.hidden as usize,
+                -1.0,
+                1.0,
+                seed ^ 0x1f,
+            ),
+        ))
     }
 
     fn run_once(&mut self) {
@@ -128,7 +126,52 @@ impl Layer {
     }
 }
 
-fn dims(shape: &LayerShape) -> (usize, usize, usize, usize) {
+/// Refuses (as out of memory, recorded in the result) `layers` layers of f32 weights, plus
+/// as many weight gradients when `gradients`, that would not fit in 3/4 of `memory_bytes`.
+pub(crate) fn fits_in_memory(
+    shape: &LayerShape,
+    layers: u64,
+    gradients: bool,
+    memory_bytes: Option<u64>,
+) -> Result<(), KernelError> {
+    let copies = if gradients { 2 } else { 1 };
+    let needed = 4 * copies * layers * shape.weights(silirep_core::LayerPart::Full);
+    match memory_bytes {
+        Some(mem) if needed > mem * 3 / 4 => Err(KernelError::OutOfMemory(format!(
+            "{layers} layer(s) of f32 weights{} need {needed} bytes; this machine has {mem}",
+            if gradients {
+                " and their gradients"
+            } else {
+                ""
+            }
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Layer `index`'s seven weight matrices, uniform in ±1/√fan-in so activations stay O(1)
+/// through the projections.
+fn make_weights(shape: &LayerShape, index: u64, seed: u64) -> Result<Weights, KernelError> {
+    let (h, qd, kvd, inter) = dims(shape);
+    let make = |rows: usize, cols: usize, tag: u64| -> Result<Vec<f32>, KernelError> {
+        let bound = 1.0 / (rows as f32).sqrt();
+        let mut w = try_alloc(rows * cols, 0.0f32, "layer weights")?;
+        w.copy_from_slice(&random_f32(rows * cols, -bound, bound, seed ^ tag));
+        Ok(w)
+    };
+    let t = index << 8;
+    Ok(Weights {
+        q: make(h, qd, t | 1)?,
+        k: make(h, kvd, t | 2)?,
+        v: make(h, kvd, t | 3)?,
+        o: make(qd, h, t | 4)?,
+        gate: make(h, inter, t | 5)?,
+        up: make(h, inter, t | 6)?,
+        down: make(inter, h, t | 7)?,
+    })
+}
+
+pub(crate) fn dims(shape: &LayerShape) -> (usize, usize, usize, usize) {
     (
         shape.hidden as usize,
         (shape.heads * shape.head_dim) as usize,
@@ -147,7 +190,7 @@ fn rms_norm(x: &[f32], width: usize) -> Vec<f32> {
         .collect()
 }
 
-fn silu(x: f32) -> f32 {
+pub(crate) fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
@@ -158,7 +201,7 @@ fn project(x: &[f32], w: &[f32], tokens: usize, cols: usize, threads: usize) -> 
     out
 }
 
-fn forward(
+pub(crate) fn forward(
     w: &Weights,
     shape: &LayerShape,
     x: Vec<f32>,
@@ -205,7 +248,7 @@ fn forward(
 
 /// Non-causal attention over the `tokens` rows; query head `hh` reads KV head
 /// `hh / (heads / kv_heads)`.
-fn grouped_attention(
+pub(crate) fn grouped_attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],

@@ -7,6 +7,7 @@ mod bandwidth;
 mod common;
 mod gemm_kernel;
 mod layer;
+mod layer_backward;
 mod sweep;
 
 use silirep_core::schema::{Accelerator, BackendInfo};
@@ -171,10 +172,7 @@ impl Backend for CpuBackend {
         }
         for &seq_len in layer_seqs {
             specs.push(layer(Pass::Forward, seq_len));
-        }
-        if suite != Suite::Quick {
-            // Listed so the result file says plainly that it is not implemented on the CPU.
-            specs.push(layer(Pass::Backward, layer_seqs[0]));
+            specs.push(layer(Pass::Backward, seq_len));
         }
         for &batch in decode_batches {
             specs.push(KernelSpec::Decode {
@@ -254,15 +252,23 @@ impl Backend for CpuBackend {
                 dtype,
             } => {
                 f32_only(dtype, "layer")?;
-                if *pass == Pass::Backward {
-                    return Err(KernelError::Unsupported(
-                        "layer backward is not implemented in the CPU backend yet".into(),
-                    ));
-                }
                 if *part != LayerPart::Full {
                     return Err(KernelError::Unsupported(
                         "the CPU backend runs whole layers only".into(),
                     ));
+                }
+                if *pass == Pass::Backward {
+                    let tokens = batch * seq_len;
+                    layer::fits_in_memory(shape, 1, true, self.memory_bytes)?;
+                    let (weights, input) = layer::Layer::weights_and_input(*shape, tokens, seed)?;
+                    return Ok(Box::new(layer_backward::LayerBackward::prepare(
+                        *shape,
+                        tokens as usize,
+                        weights,
+                        input,
+                        t,
+                        seed,
+                    )?));
                 }
                 Box::new(layer::Layer::prepare(
                     *shape,
@@ -426,8 +432,13 @@ mod tests {
     #[test]
     fn unsupported_configurations_say_why() {
         let mut b = CpuBackend::new(Some(1));
-        let spec = layer(Pass::Backward, 16);
+        let spec = KernelSpec::Gemm {
+            m: 64,
+            n: 64,
+            k: 64,
+            dtype: Dtype::Bf16,
+        };
         let err = b.prepare(&spec, 1).err().unwrap();
-        assert!(err.to_string().contains("not implemented"), "{err}");
+        assert!(err.to_string().contains("f32 and f16 only"), "{err}");
     }
 }
