@@ -48,11 +48,13 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
     let written = outputs
         .write_all(&args.out)
         .with_context(|| format!("writing the report to {}", args.out.display()))?;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     eprintln!(
-        "{} measurements from {} machines → {} ({written} files written)",
-        dataset.records.len(),
-        dataset.machines.len(),
-        args.out.display()
+        "{} from {} → {} ({} written)",
+        plural(dataset.records.len(), "measurement"),
+        plural(dataset.machines.len(), "machine"),
+        args.out.display(),
+        plural(written, "file"),
     );
     Ok(Outcome::Ok)
 }

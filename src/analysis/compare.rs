@@ -7,6 +7,7 @@
 
 use super::{RateEstimate, observations};
 use crate::ingest::{Dataset, MachineKey, Record};
+use rayon::prelude::*;
 use silirep_analysis::RatioEstimate;
 use std::collections::BTreeMap;
 
@@ -19,6 +20,9 @@ pub struct ConfigKey {
     /// Sort key before the label so sizes order numerically.
     pub primary_size: u64,
     pub params: String,
+    /// The framework that ran an imported result (`mlx`, `pytorch_mps`); `silirep` for
+    /// silirep's own runs whatever their backend, because the backend is how silirep drives
+    /// that machine, and comparing machines is the point.
     pub framework: String,
     /// Source file name for imported results (`pytorch_mps_benchmarks.json`); empty for
     /// silirep's own runs, whose file names are run ids.
@@ -44,7 +48,11 @@ impl ConfigKey {
             precision: record.spec.precision_label(),
             primary_size: record.spec.primary_size(),
             params: record.spec.params_label(),
-            framework: record.framework.clone(),
+            framework: if record.run_id.is_some() {
+                "silirep".to_string()
+            } else {
+                record.framework.clone()
+            },
             script,
         }
     }
@@ -53,6 +61,8 @@ impl ConfigKey {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Side {
     pub rate: RateEstimate,
+    /// The record's own framework or backend (`cuda`, `mlx`), which the key may generalise.
+    pub framework: String,
     pub file: String,
     pub json_path: String,
 }
@@ -118,23 +128,29 @@ pub fn compare_machines(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Ve
     }
     let mut machines: Vec<&MachineKey> = by_machine.keys().copied().collect();
     machines.sort_by(|x, y| (&x.label, &x.id).cmp(&(&y.label, &y.id)));
-    let mut out = Vec::new();
-    for (i, a) in machines.iter().enumerate() {
-        for b in &machines[i + 1..] {
+    let pairs: Vec<(&MachineKey, &MachineKey)> = machines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| machines[i + 1..].iter().map(move |b| (*a, *b)))
+        .collect();
+    // Pairs are independent (each ratio bootstrap seeds its own generator): run them on
+    // every core; `collect` keeps the pair order.
+    pairs
+        .par_iter()
+        .filter_map(|(a, b)| {
             let rows = compare_pair(&by_machine[a], &by_machine[b]);
             if rows.is_empty() {
-                continue;
+                return None;
             }
             let families = summarise_families(&rows);
-            out.push(Comparison {
+            Some(Comparison {
                 a: (*a).clone(),
                 b: (*b).clone(),
                 rows,
                 families,
-            });
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 fn compare_pair(
@@ -171,11 +187,13 @@ fn compare_records(
         key: key.clone(),
         a: Side {
             rate: rate_a.clone(),
+            framework: a.framework.clone(),
             file: a.source.file.clone(),
             json_path: a.source.json_path.clone(),
         },
         b: Side {
             rate: rate_b.clone(),
+            framework: b.framework.clone(),
             file: b.source.file.clone(),
             json_path: b.source.json_path.clone(),
         },

@@ -91,8 +91,12 @@ pub struct Analysis {
     pub verdicts: Vec<verdicts::PairVerdicts>,
 }
 
+use rayon::prelude::*;
+
 pub fn analyse(dataset: &Dataset, catalog: &catalog::Catalog) -> Analysis {
-    let rates: Vec<Option<RateEstimate>> = dataset.records.iter().map(rate_estimate).collect();
+    // Bootstraps dominate a report's run time and each record's is independent (its own
+    // seeded generator), so they run on every core; `collect` keeps record order.
+    let rates: Vec<Option<RateEstimate>> = dataset.records.par_iter().map(rate_estimate).collect();
     let comparisons = compare::compare_machines(dataset, &rates);
     let rooflines = roofline::rooflines(dataset, catalog);
     let verdicts = verdicts::derive(&comparisons, &rooflines);

@@ -3,7 +3,7 @@
 //! ceiling on both machines, and as inference-like when it sits under the memory ceiling;
 //! the winner, factor and CI come from the ratio of the two machines' measurements.
 
-use super::compare::{Comparison, ComparisonRow};
+use super::compare::{Comparison, ComparisonRow, Side};
 use super::roofline::Roofline;
 use crate::ingest::MachineKey;
 use silirep_analysis::Bound;
@@ -102,13 +102,14 @@ fn bound_on(
     rooflines: &BTreeMap<(MachineKey, String), &Roofline>,
     machine: &MachineKey,
     row: &ComparisonRow,
+    side: &Side,
 ) -> Option<Bound> {
     if row.key.family == "bandwidth" {
         return Some(Bound::Memory);
     }
     let roof = rooflines.get(&(machine.clone(), row.key.precision.clone()))?;
     if let Some(p) = roof.points.iter().find(|p| {
-        p.kernel == row.key.kernel && p.params == row.key.params && p.framework == row.key.framework
+        p.kernel == row.key.kernel && p.params == row.key.params && p.framework == side.framework
     }) {
         return Some(p.bound);
     }
@@ -122,8 +123,8 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
         .map(|c| {
             let mut by_category: BTreeMap<Category, Vec<(VerdictRow, f64)>> = BTreeMap::new();
             for row in representative(&c.rows) {
-                let bound_a = bound_on(&index, &c.a, row);
-                let bound_b = bound_on(&index, &c.b, row);
+                let bound_a = bound_on(&index, &c.a, row, &row.a);
+                let bound_b = bound_on(&index, &c.b, row, &row.b);
                 let category = match (bound_a, bound_b) {
                     (Some(Bound::Compute), Some(Bound::Compute)) => Category::ComputeBound,
                     (Some(Bound::Memory), Some(Bound::Memory)) => Category::MemoryBound,

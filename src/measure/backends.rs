@@ -26,7 +26,12 @@ pub fn open(choice: BackendArg, threads: Option<usize>) -> Result<Box<dyn Backen
 }
 
 fn open_cuda() -> Result<Box<dyn Backend>> {
-    bail!("this version of silirep has no CUDA backend yet")
+    // Loads libcuda, cuBLASLt and NVRTC at run time; without them this is an error naming
+    // the missing library, so `auto` falls back with a one-line reason.
+    match silirep_cuda::CudaBackend::open() {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e) => bail!("{e}"),
+    }
 }
 
 #[cfg(target_os = "macos")]

@@ -242,8 +242,8 @@ pub fn rate_text(rate: &RateEstimate) -> String {
 fn excluded_note(excluded: usize) -> String {
     match excluded {
         0 => String::new(),
-        1 => " The row marked suspect is left out of the mean.".into(),
-        n => format!(" The {n} rows marked suspect are left out of the mean."),
+        1 => "; the row marked suspect is left out of the mean".into(),
+        n => format!("; the {n} rows marked suspect are left out of the mean"),
     }
 }
 

@@ -145,13 +145,15 @@ fn render_both(figure: &impl Figure) -> Result<(String, Vec<u8>), ChartError> {
 
 /// `1.2 TFLOP/s`-style tick labels for log axes.
 pub fn si_label(value: f64, unit: &str) -> String {
+    // A space between number and unit ("1.5 TFLOP/s"); none for bare counts ("4k").
+    let space = if unit.is_empty() { "" } else { " " };
     let prefixes = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
     for (scale, prefix) in prefixes {
         if value >= scale {
-            return format!("{}{prefix}{unit}", trim(value / scale));
+            return format!("{}{space}{prefix}{unit}", trim(value / scale));
         }
     }
-    format!("{}{unit}", trim(value))
+    format!("{}{space}{unit}", trim(value))
 }
 
 fn trim(v: f64) -> String {
@@ -699,8 +701,8 @@ mod tests {
 
     #[test]
     fn tick_labels() {
-        assert_eq!(si_label(1.5e12, "FLOP/s"), "1.5TFLOP/s");
-        assert_eq!(si_label(100e9, "B/s"), "100GB/s");
+        assert_eq!(si_label(1.5e12, "FLOP/s"), "1.5 TFLOP/s");
+        assert_eq!(si_label(100e9, "B/s"), "100 GB/s");
         assert_eq!(si_label(0.5, ""), "0.5");
     }
 }

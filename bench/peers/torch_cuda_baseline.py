@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PyTorch side of the CUDA backend's comparison: the same configurations `silirep measure
+--backend cuda` runs, timed the same way (CUDA events, median of many repetitions after a
+warm-up), so docs/PERFORMANCE.md can put the two side by side.
+
+Work is counted with silirep's formulas (silirep-core/src/kernels.rs): GEMM 2·m·n·k FLOPs;
+copy moves 2·N bytes (read + write), a sum reads N bytes; attention 4·b·h·s²·d FLOPs.
+
+Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json]
+"""
+
+import argparse
+import json
+import statistics
+
+import torch
+
+
+def time_ms(fn, reps=50, warmup=5):
+    """Median milliseconds of `fn`, one CUDA event pair per repetition."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def random(shape, dtype, scale=1.0):
+    # Uniform in ±scale, like silirep's fills (randn would give the same speed).
+    return ((torch.rand(shape, device="cuda", dtype=torch.float32) * 2 - 1) * scale).to(dtype)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", help="also write the rows as JSON here")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rows = []
+
+    def row(name, config, ms, flops=None, bytes_=None):
+        r = {"name": name, "config": config, "median_ms": ms}
+        if flops:
+            r["tflop_per_s"] = flops / (ms * 1e-3) / 1e12
+        if bytes_:
+            r["gb_per_s"] = bytes_ / (ms * 1e-3) / 1e9
+        rows.append(r)
+
+    # GEMM: torch.matmul on row-major [n×n] operands.
+    for dtype, name in [(torch.bfloat16, "bf16"), (torch.float16, "f16")]:
+        for n in [4096, 8192]:
+            a, b = random((n, n), dtype), random((n, n), dtype)
+            ms = time_ms(lambda: torch.matmul(a, b), reps=50)
+            row(f"gemm_{name}", f"m=n=k={n}", ms, flops=2 * n**3)
+        del a, b
+
+    # Bandwidth: copy_ (bytes read + written) and sum (bytes read), f64 arrays of 1 and 2 GiB.
+    for array_bytes in [1 << 30, 2 << 30]:
+        n = array_bytes // 8
+        src = torch.rand(n, device="cuda", dtype=torch.float64)
+        dst = torch.empty_like(src)
+        ms = time_ms(lambda: dst.copy_(src), reps=50)
+        row("bandwidth_copy (copy_)", f"array_bytes={array_bytes}", ms, bytes_=2 * array_bytes)
+        ms = time_ms(lambda: src.sum(), reps=50)
+        row("bandwidth_read (sum)", f"array_bytes={array_bytes}", ms, bytes_=array_bytes)
+        del src, dst
+
+    # Attention, batch 1, 32 heads, head_dim 128, Q in ±4 and K, V in ±1 as in silirep.
+    for dtype, name in [(torch.float16, "f16"), (torch.bfloat16, "bf16")]:
+        for seq in [1024, 4096, 8192]:
+            h, d = 32, 128
+            q = random((1, h, seq, d), dtype, 4.0)
+            k = random((1, h, seq, d), dtype)
+            v = random((1, h, seq, d), dtype)
+            flops = 4 * h * seq * seq * d
+            # Naive: the 1/√d scale is folded into Q beforehand, so the timed sequence is
+            # exactly matmul, softmax, matmul (silirep folds it into its first GEMM).
+            qs = q * d**-0.5
+            kt = k.transpose(-2, -1)
+            ms = time_ms(lambda: torch.matmul(torch.softmax(torch.matmul(qs, kt), dim=-1), v), reps=30)
+            row(f"attention_naive_{name}", f"seq={seq}", ms, flops=flops)
+            ms = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), reps=30)
+            row(f"attention_sdpa_{name}", f"seq={seq}", ms, flops=flops)
+            del q, k, v, qs, kt
+
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")
+    print(f"{'name':28} {'config':24} {'median ms':>10} {'TFLOP/s':>9} {'GB/s':>9}")
+    for r in rows:
+        tf = f"{r['tflop_per_s']:.1f}" if "tflop_per_s" in r else ""
+        gb = f"{r['gb_per_s']:.0f}" if "gb_per_s" in r else ""
+        print(f"{r['name']:28} {r['config']:24} {r['median_ms']:10.4f} {tf:>9} {gb:>9}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,489 @@
+//! A Mistral-shaped decoder layer in f16/bf16 — RMSNorm, Q/K/V/O projections with grouped KV
+//! heads, non-causal fused attention, SwiGLU feed-forward, residuals — for `layer` forward;
+//! and the same layer stacked 32 deep, one token per sequence, for `decode`, where every
+//! weight (≈ 14 GB for Mistral-7B) streams through the GEMMs once per step.
+//!
+//! Projections are cuBLASLt GEMMs with weights stored `[out×in]` (the `nn.Linear` layout);
+//! the elementwise stages are the kernels in layer.cu. Rotary embeddings are not applied
+//! (no FLOP- or traffic-relevant effect), as in the CPU backend.
+//!
+//! Verification is stage by stage, as in the CPU backend: each stage of the last layer is
+//! checked on sampled entries against an f64 recomputation from that stage's inputs as
+//! stored on the device.
+
+use crate::attention::{FLASH_BLOCK_M, FLASH_HEAD_DIM, FlashLayout, launch_flash};
+use crate::device::{Buffer, Gpu, driver_error};
+use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
+use crate::host::{ElemType, Rng, dot, power_of_two_at_most};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use silirep_core::harness::compare_outputs;
+use silirep_core::schema::Verification;
+use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, PreparedKernel};
+use std::collections::BTreeMap;
+
+const EPS: f32 = 1e-6;
+
+struct Weights {
+    q: Buffer,
+    k: Buffer,
+    v: Buffer,
+    o: Buffer,
+    gate: Buffer,
+    up: Buffer,
+    down: Buffer,
+}
+
+/// Activations of one pass; `y` alternates between two buffers so the last layer's input
+/// survives for verification.
+struct Activations {
+    input: Buffer,
+    h1: Buffer,
+    q: Buffer,
+    k: Buffer,
+    v: Buffer,
+    attn: Buffer,
+    o: Buffer,
+    x2: Buffer,
+    h2: Buffer,
+    gate: Buffer,
+    up: Buffer,
+    act: Buffer,
+    down: Buffer,
+    y: [Buffer; 2],
+}
+
+struct Plans {
+    q: MatmulPlan,
+    kv: MatmulPlan,
+    o: MatmulPlan,
+    gate_up: MatmulPlan,
+    down: MatmulPlan,
+}
+
+pub struct Stack<'a> {
+    gpu: &'a Gpu,
+    _blas: Blas,
+    shape: LayerShape,
+    elem: ElemType,
+    batch: u64,
+    seq: u64,
+    /// `false` for decode: one token per sequence, its query passing straight to the output
+    /// projection (no KV cache).
+    attention: bool,
+    layers: Vec<Weights>,
+    acts: Activations,
+    plans: Plans,
+    group: u32,
+}
+
+fn dims(shape: &LayerShape) -> (u64, u64, u64, u64) {
+    (
+        shape.hidden,
+        shape.heads * shape.head_dim,
+        shape.kv_heads * shape.head_dim,
+        shape.intermediate,
+    )
+}
+
+impl<'a> Stack<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare(
+        gpu: &'a Gpu,
+        shape: LayerShape,
+        batch: u64,
+        seq: u64,
+        layers: u64,
+        attention: bool,
+        dtype: Dtype,
+        seed: u64,
+    ) -> Result<Stack<'a>, KernelError> {
+        let elem = ElemType::of(dtype)?;
+        let suffix = elem.half_suffix()?;
+        let (h, qd, kvd, inter) = dims(&shape);
+        if attention
+            && (shape.head_dim != FLASH_HEAD_DIM
+                || !seq.is_multiple_of(FLASH_BLOCK_M)
+                || shape.kv_heads == 0
+                || !shape.heads.is_multiple_of(shape.kv_heads))
+        {
+            return Err(KernelError::Unsupported(format!(
+                "the fused attention in the layer needs head_dim {FLASH_HEAD_DIM}, seq_len a multiple of {FLASH_BLOCK_M} and heads a multiple of kv_heads"
+            )));
+        }
+        if h % 8 != 0 {
+            return Err(KernelError::Unsupported(format!(
+                "rms_norm_{suffix} needs hidden a multiple of 8"
+            )));
+        }
+        let es = elem.size_bytes() as u64;
+        let weight_bytes = layers * shape.weights(LayerPart::Full) * es;
+        if weight_bytes + (2 << 30) > gpu.free_bytes() {
+            return Err(KernelError::OutOfMemory(format!(
+                "{layers} layer(s) of {dtype} weights need {weight_bytes} bytes; {} free on the GPU",
+                gpu.free_bytes()
+            )));
+        }
+        let tokens = batch * seq;
+        let mut all = Vec::new();
+        for l in 0..layers {
+            let make = |rows: u64, cols: u64, tag: u64| -> Result<Buffer, KernelError> {
+                // ±(power of two ≤ 1/√fan-in) keeps activations O(1) through the projections.
+                let buf = gpu.alloc((rows * cols * es) as usize, "layer weights")?;
+                gpu.fill(
+                    buf.ptr,
+                    (rows * cols) as usize,
+                    elem,
+                    power_of_two_at_most(1.0 / (cols as f64).sqrt()),
+                    seed ^ (l << 8) ^ tag,
+                )?;
+                Ok(buf)
+            };
+            all.push(Weights {
+                q: make(qd, h, 1)?,
+                k: make(kvd, h, 2)?,
+                v: make(kvd, h, 3)?,
+                o: make(h, qd, 4)?,
+                gate: make(inter, h, 5)?,
+                up: make(inter, h, 6)?,
+                down: make(h, inter, 7)?,
+            });
+        }
+        let act = |width: u64, what: &str| gpu.alloc((tokens * width * es) as usize, what);
+        let acts = Activations {
+            input: act(h, "layer input")?,
+            h1: act(h, "h1")?,
+            q: act(qd, "q")?,
+            k: act(kvd, "k")?,
+            v: act(kvd, "v")?,
+            attn: act(qd, "attention output")?,
+            o: act(h, "o")?,
+            x2: act(h, "x2")?,
+            h2: act(h, "h2")?,
+            gate: act(inter, "gate")?,
+            up: act(inter, "up")?,
+            act: act(inter, "swiglu")?,
+            down: act(h, "down")?,
+            y: [act(h, "y")?, act(h, "y")?],
+        };
+        gpu.fill(
+            acts.input.ptr,
+            (tokens * h) as usize,
+            elem,
+            1.0,
+            seed ^ 0x1f,
+        )?;
+        let blas = Blas::new(gpu)?;
+        let types = GemmTypes::of(dtype)?;
+        let plan = |n: u64, k: u64| {
+            MatmulPlan::new(gpu, &blas, GemmShape::single(tokens, n, k, true), types)
+        };
+        let mut plans = Plans {
+            q: plan(qd, h)?,
+            kv: plan(kvd, h)?,
+            o: plan(h, qd)?,
+            gate_up: plan(inter, h)?,
+            down: plan(h, inter)?,
+        };
+        let w = &all[0];
+        plans.q.autotune(gpu, acts.h1.ptr, w.q.ptr, acts.q.ptr)?;
+        plans.kv.autotune(gpu, acts.h1.ptr, w.k.ptr, acts.k.ptr)?;
+        plans.o.autotune(gpu, acts.attn.ptr, w.o.ptr, acts.o.ptr)?;
+        plans
+            .gate_up
+            .autotune(gpu, acts.h2.ptr, w.gate.ptr, acts.gate.ptr)?;
+        plans
+            .down
+            .autotune(gpu, acts.act.ptr, w.down.ptr, acts.down.ptr)?;
+        let mut stack = Stack {
+            gpu,
+            _blas: blas,
+            shape,
+            elem,
+            batch,
+            seq,
+            attention,
+            layers: all,
+            acts,
+            plans,
+            group: 1,
+        };
+        stack.group = gpu.group_for(|| stack.run_once())?;
+        Ok(stack)
+    }
+
+    fn tokens(&self) -> u64 {
+        self.batch * self.seq
+    }
+
+    fn layer_input(&self, layer: usize) -> u64 {
+        if layer == 0 {
+            self.acts.input.ptr
+        } else {
+            self.acts.y[(layer - 1) % 2].ptr
+        }
+    }
+
+    fn elementwise(&self, name: &str, a: u64, b: u64, out: u64, n: u64) -> Result<(), KernelError> {
+        let f = self
+            .gpu
+            .function(&format!("{name}_{}", self.elem.half_suffix()?))?;
+        let mut launch = self.gpu.stream.launch_builder(f);
+        launch.arg(&a).arg(&b).arg(&out).arg(&n);
+        // SAFETY: (a, b, out, n) over n 16-bit elements, as in layer.cu.
+        unsafe { launch.launch(self.gpu.persistent_grid(4, 256)) }.map_err(driver_error)?;
+        Ok(())
+    }
+
+    fn rms_norm(&self, x: u64, y: u64) -> Result<(), KernelError> {
+        let f = self
+            .gpu
+            .function(&format!("rms_norm_{}", self.elem.half_suffix()?))?;
+        let width = self.shape.hidden as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (self.tokens() as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = self.gpu.stream.launch_builder(f);
+        launch.arg(&x).arg(&y).arg(&width).arg(&EPS);
+        // SAFETY: one block per row of `width` elements.
+        unsafe { launch.launch(cfg) }.map_err(driver_error)?;
+        Ok(())
+    }
+
+    fn forward(&self, layer: usize) -> Result<(), KernelError> {
+        let (h, qd, kvd, inter) = dims(&self.shape);
+        let t = self.tokens();
+        let (a, p, w) = (&self.acts, &self.plans, &self.layers[layer]);
+        let x = self.layer_input(layer);
+        let y = a.y[layer % 2].ptr;
+        self.rms_norm(x, a.h1.ptr)?;
+        p.q.run(a.h1.ptr, w.q.ptr, a.q.ptr)?;
+        p.kv.run(a.h1.ptr, w.k.ptr, a.k.ptr)?;
+        p.kv.run(a.h1.ptr, w.v.ptr, a.v.ptr)?;
+        let attn = if self.attention {
+            let layout = FlashLayout {
+                seq: self.seq as u32,
+                heads: self.shape.heads as u32,
+                kv_group: (self.shape.heads / self.shape.kv_heads) as u32,
+                batches: self.batch as u32,
+                q_strides: (self.seq * qd, self.shape.head_dim, qd),
+                kv_strides: (self.seq * kvd, self.shape.head_dim, kvd),
+            };
+            launch_flash(
+                self.gpu, self.elem, &layout, a.q.ptr, a.k.ptr, a.v.ptr, a.attn.ptr,
+            )?;
+            a.attn.ptr
+        } else {
+            a.q.ptr
+        };
+        p.o.run(attn, w.o.ptr, a.o.ptr)?;
+        self.elementwise("add", x, a.o.ptr, a.x2.ptr, t * h)?;
+        self.rms_norm(a.x2.ptr, a.h2.ptr)?;
+        p.gate_up.run(a.h2.ptr, w.gate.ptr, a.gate.ptr)?;
+        p.gate_up.run(a.h2.ptr, w.up.ptr, a.up.ptr)?;
+        self.elementwise("silu_mul", a.gate.ptr, a.up.ptr, a.act.ptr, t * inter)?;
+        p.down.run(a.act.ptr, w.down.ptr, a.down.ptr)?;
+        self.elementwise("add", a.x2.ptr, a.down.ptr, y, t * h)
+    }
+
+    fn run_once(&self) -> Result<(), KernelError> {
+        (0..self.layers.len()).try_for_each(|l| self.forward(l))
+    }
+}
+
+/// Sampled (actual, expected) pairs gathered across the stages.
+struct Checks<'g> {
+    gpu: &'g Gpu,
+    elem: ElemType,
+    rng: Rng,
+    actual: Vec<f64>,
+    expected: Vec<f64>,
+}
+
+impl Checks<'_> {
+    fn row(&self, buf: u64, width: u64, index: u64) -> Result<Vec<f64>, KernelError> {
+        self.gpu
+            .download(buf, self.elem, (index * width) as usize, width as usize)
+    }
+
+    fn projection(
+        &mut self,
+        out: u64,
+        input: u64,
+        weight: u64,
+        tokens: u64,
+        n: u64,
+        k: u64,
+    ) -> Result<(), KernelError> {
+        for _ in 0..16 {
+            let (t, c) = (
+                self.rng.index(tokens as usize) as u64,
+                self.rng.index(n as usize) as u64,
+            );
+            let x = self.row(input, k, t)?;
+            let w = self.row(weight, k, c)?;
+            self.actual
+                .push(self.gpu.download(out, self.elem, (t * n + c) as usize, 1)?[0]);
+            self.expected.push(dot(&x, &w));
+        }
+        Ok(())
+    }
+
+    fn elementwise(
+        &mut self,
+        out: u64,
+        inputs: [u64; 2],
+        len: u64,
+        f: impl Fn(f64, f64) -> f64,
+    ) -> Result<(), KernelError> {
+        for _ in 0..16 {
+            let i = self.rng.index(len as usize);
+            let a = self.gpu.download(inputs[0], self.elem, i, 1)?[0];
+            let b = self.gpu.download(inputs[1], self.elem, i, 1)?[0];
+            self.actual
+                .push(self.gpu.download(out, self.elem, i, 1)?[0]);
+            self.expected.push(f(a, b));
+        }
+        Ok(())
+    }
+
+    fn rms_norm(
+        &mut self,
+        out: u64,
+        input: u64,
+        tokens: u64,
+        width: u64,
+    ) -> Result<(), KernelError> {
+        for _ in 0..2 {
+            let t = self.rng.index(tokens as usize) as u64;
+            let x = self.row(input, width, t)?;
+            let y = self.row(out, width, t)?;
+            let inv =
+                1.0 / (x.iter().map(|v| v * v).sum::<f64>() / width as f64 + EPS as f64).sqrt();
+            for _ in 0..8 {
+                let c = self.rng.index(width as usize);
+                self.actual.push(y[c]);
+                self.expected.push(x[c] * inv);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PreparedKernel for Stack<'_> {
+    fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
+        self.gpu.time(iterations, self.group, || self.run_once())
+    }
+
+    fn verify(&mut self) -> Result<Verification, KernelError> {
+        self.run_once()?;
+        self.gpu.synchronize()?;
+        let last = self.layers.len() - 1;
+        let (h, qd, kvd, inter) = dims(&self.shape);
+        let t = self.tokens();
+        let (a, w) = (&self.acts, &self.layers[last]);
+        let x = self.layer_input(last);
+        let y = a.y[last % 2].ptr;
+        let mut c = Checks {
+            gpu: self.gpu,
+            elem: self.elem,
+            rng: Rng::new(0x1a7e),
+            actual: Vec::new(),
+            expected: Vec::new(),
+        };
+        c.rms_norm(a.h1.ptr, x, t, h)?;
+        c.projection(a.q.ptr, a.h1.ptr, w.q.ptr, t, qd, h)?;
+        c.projection(a.k.ptr, a.h1.ptr, w.k.ptr, t, kvd, h)?;
+        c.projection(a.v.ptr, a.h1.ptr, w.v.ptr, t, kvd, h)?;
+        let attn = if self.attention {
+            let d = self.shape.head_dim as usize;
+            let group = (self.shape.heads / self.shape.kv_heads) as usize;
+            let keys = self
+                .gpu
+                .download(a.k.ptr, self.elem, 0, (t * kvd) as usize)?;
+            let values = self
+                .gpu
+                .download(a.v.ptr, self.elem, 0, (t * kvd) as usize)?;
+            for _ in 0..2 {
+                let (token, head) = (
+                    c.rng.index(t as usize),
+                    c.rng.index(self.shape.heads as usize),
+                );
+                let (b, g) = (token / self.seq as usize, head / group);
+                let q = c.row(a.q.ptr, qd, token as u64)?;
+                let q = &q[head * d..][..d];
+                let kv = |j: usize| (b * self.seq as usize + j) * kvd as usize + g * d;
+                let logits: Vec<f64> = (0..self.seq as usize)
+                    .map(|j| dot(q, &keys[kv(j)..][..d]) / (d as f64).sqrt())
+                    .collect();
+                let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+                let total: f64 = p.iter().sum();
+                let out = c.row(a.attn.ptr, qd, token as u64)?;
+                for e in 0..d {
+                    let expected = (0..self.seq as usize)
+                        .map(|j| p[j] * values[kv(j) + e])
+                        .sum::<f64>()
+                        / total;
+                    c.actual.push(out[head * d + e]);
+                    c.expected.push(expected);
+                }
+            }
+            a.attn.ptr
+        } else {
+            a.q.ptr
+        };
+        c.projection(a.o.ptr, attn, w.o.ptr, t, h, qd)?;
+        c.elementwise(a.x2.ptr, [x, a.o.ptr], t * h, |x, o| x + o)?;
+        c.rms_norm(a.h2.ptr, a.x2.ptr, t, h)?;
+        c.projection(a.gate.ptr, a.h2.ptr, w.gate.ptr, t, inter, h)?;
+        c.projection(a.up.ptr, a.h2.ptr, w.up.ptr, t, inter, h)?;
+        c.elementwise(a.act.ptr, [a.gate.ptr, a.up.ptr], t * inter, |g, u| {
+            g / (1.0 + (-g).exp()) * u
+        })?;
+        c.projection(a.down.ptr, a.act.ptr, w.down.ptr, t, h, inter)?;
+        c.elementwise(y, [a.x2.ptr, a.down.ptr], t * h, |x, d| x + d)?;
+        Ok(compare_outputs(
+            &c.actual,
+            &c.expected,
+            // Each stage rounds its output to 16 bits; f32 accumulation inside.
+            4.0 * self.elem.unit_roundoff(),
+            "every stage of the last layer (norms, 7 projections, attention rows, SwiGLU, residuals) on sampled entries vs f64 from the stage's stored inputs",
+        ))
+    }
+
+    fn details(&self) -> BTreeMap<String, String> {
+        let mut d = BTreeMap::from([
+            ("layers".into(), self.layers.len().to_string()),
+            (
+                "projections".into(),
+                format!(
+                    "cuBLASLt; q: {}; down: {}",
+                    self.plans.q.describe(),
+                    self.plans.down.describe()
+                ),
+            ),
+            (
+                "weights".into(),
+                "random ±(power of two ≤ 1/√fan-in), stored [out×in]".into(),
+            ),
+            (
+                "rotary_embedding".into(),
+                "not applied (no FLOP- or traffic-relevant effect)".into(),
+            ),
+        ]);
+        d.insert(
+            "attention".into(),
+            if self.attention {
+                "fused flash_attention kernel, grouped KV heads".into()
+            } else {
+                "none: decode without a KV cache, the query passes to the output projection".into()
+            },
+        );
+        if self.group > 1 {
+            d.insert("timing".into(), format!("each sample is {} back-to-back passes timed by one CUDA event pair, divided by {}", self.group, self.group));
+        }
+        d
+    }
+}

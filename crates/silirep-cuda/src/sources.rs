@@ -1,0 +1,149 @@
+//! The `.cu` kernel sources, embedded at build time and compiled with NVRTC when the backend
+//! opens, for the architecture of the GPU actually present.
+//!
+//! Every file gets `common.cuh` prepended instead of `#include`d: NVRTC then needs neither an
+//! include path nor the CUDA headers, only its own shared library.
+
+/// Prepended to every file below.
+pub const COMMON: &str = include_str!("kernels/common.cuh");
+
+/// One compilation unit and the `extern "C"` kernels the Rust side looks up in it.
+pub struct Source {
+    pub file: &'static str,
+    pub text: &'static str,
+    pub kernels: &'static [&'static str],
+}
+
+pub const SOURCES: &[Source] = &[
+    Source {
+        file: "fill.cu",
+        text: include_str!("kernels/fill.cu"),
+        kernels: &[
+            "fill_random_f32",
+            "fill_random_f64",
+            "fill_random_f16",
+            "fill_random_bf16",
+            "fill_random_e4m3",
+        ],
+    },
+    Source {
+        file: "bandwidth.cu",
+        text: include_str!("kernels/bandwidth.cu"),
+        kernels: &[
+            "bandwidth_read",
+            "bandwidth_write",
+            "bandwidth_copy",
+            "bandwidth_triad",
+        ],
+    },
+    Source {
+        file: "attention.cu",
+        text: include_str!("kernels/attention.cu"),
+        kernels: &[
+            "softmax_rows_f16",
+            "softmax_rows_bf16",
+            "flash_attention_f16",
+            "flash_attention_bf16",
+        ],
+    },
+    Source {
+        file: "layer.cu",
+        text: include_str!("kernels/layer.cu"),
+        kernels: &[
+            "rms_norm_f16",
+            "rms_norm_bf16",
+            "silu_mul_f16",
+            "silu_mul_bf16",
+            "add_f16",
+            "add_bf16",
+        ],
+    },
+    Source {
+        file: "sweep.cu",
+        text: include_str!("kernels/sweep.cu"),
+        kernels: &["intensity_sweep"],
+    },
+];
+
+/// Dynamic shared memory of the fused attention kernel (`FA_SMEM_BYTES` in attention.cu).
+pub const FLASH_SMEM_BYTES: u32 = 128 * 256 + 4 * 64 * 256;
+
+/// The full text NVRTC compiles for `source`.
+pub fn compilation_unit(source: &Source) -> String {
+    format!("{COMMON}\n#line 1 \"{}\"\n{}", source.file, source.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names of every `extern "C" __global__` function defined in `text`.
+    fn defined_kernels(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for (pos, _) in text.match_indices("extern \"C\" __global__") {
+            let mut rest = &text[pos..];
+            // Skip `__launch_bounds__(...)`: the parameter list is the next parenthesis.
+            if let Some(bounds) = rest.find("__launch_bounds__")
+                && bounds < rest.find('{').unwrap_or(rest.len())
+            {
+                let after = bounds + rest[bounds..].find(')').expect("closed launch bounds") + 1;
+                rest = &rest[after..];
+            }
+            let open = rest.find('(').expect("kernel has a parameter list");
+            let name = rest[..open].split_whitespace().last().unwrap();
+            names.push(name.to_string());
+        }
+        names
+    }
+
+    #[test]
+    fn every_kernel_named_in_rust_is_defined_in_its_source() {
+        for source in SOURCES {
+            let defined = defined_kernels(source.text);
+            for kernel in source.kernels {
+                assert!(
+                    defined.iter().any(|d| d == kernel),
+                    "{kernel} is not defined in {}",
+                    source.file
+                );
+            }
+            // And nothing defined goes unregistered (a kernel nobody can launch is dead code).
+            for d in &defined {
+                assert!(
+                    source.kernels.contains(&d.as_str()),
+                    "{d} in {} is not registered",
+                    source.file
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sources_are_balanced_and_header_free() {
+        for source in SOURCES
+            .iter()
+            .map(|s| (s.file, s.text))
+            .chain([("common.cuh", COMMON)])
+        {
+            let (file, text) = source;
+            for (open, close) in [('{', '}'), ('(', ')'), ('[', ']')] {
+                let opens = text.matches(open).count();
+                let closes = text.matches(close).count();
+                assert_eq!(opens, closes, "{file}: unbalanced {open}{close}");
+            }
+            assert!(!text.contains("#include"), "{file} must not need headers");
+        }
+    }
+
+    #[test]
+    fn flash_shared_memory_matches_the_source() {
+        let text = SOURCES
+            .iter()
+            .find(|s| s.file == "attention.cu")
+            .unwrap()
+            .text;
+        assert!(text.contains("#define FA_BLOCK_M 128") && text.contains("#define FA_BLOCK_N 64"));
+        assert!(text.contains("#define FA_ROW_BYTES 256"));
+        assert_eq!(FLASH_SMEM_BYTES, 98304);
+    }
+}
