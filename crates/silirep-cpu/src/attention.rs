@@ -174,6 +174,8 @@ fn fused_block(o: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: usize, scale: 
     let mut max = vec![f32::NEG_INFINITY; rows];
     let mut sum = vec![0.0f32; rows];
     let mut tile = vec![0.0f32; rows * BLOCK];
+    let mut pv = vec![0.0f32; rows * d];
+    let mut correction = vec![0.0f32; rows];
     o.fill(0.0);
     for kb in (0..keys).step_by(BLOCK) {
         let cols = BLOCK.min(keys - kb);
@@ -184,21 +186,22 @@ fn fused_block(o: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: usize, scale: 
             let t = &mut tile[r * cols..(r + 1) * cols];
             let tile_max = t.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x)) * scale;
             let new_max = max[r].max(tile_max);
-            let correction = (max[r] - new_max).exp();
+            correction[r] = (max[r] - new_max).exp();
             let mut tile_sum = 0.0f32;
             for x in t.iter_mut() {
                 *x = (*x * scale - new_max).exp();
                 tile_sum += *x;
             }
-            sum[r] = sum[r] * correction + tile_sum;
+            sum[r] = sum[r] * correction[r] + tile_sum;
             max[r] = new_max;
+        }
+        // P·V of the tile as one small GEMM (the library's vectorised kernel), then the
+        // running output rescaled by each row's max correction and the tile added.
+        matmul_f32(&mut pv, &tile[..rows * cols], vt, (rows, d, cols), false, 1);
+        for r in 0..rows {
             let orow = &mut o[r * d..(r + 1) * d];
-            orow.iter_mut().for_each(|x| *x *= correction);
-            for (j, p) in t.iter().enumerate() {
-                let vrow = &vt[j * d..(j + 1) * d];
-                for (x, vv) in orow.iter_mut().zip(vrow) {
-                    *x += p * vv;
-                }
+            for (x, p) in orow.iter_mut().zip(&pv[r * d..(r + 1) * d]) {
+                *x = *x * correction[r] + p;
             }
         }
     }

@@ -52,6 +52,21 @@ pub fn try_alloc<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>, K
     Ok(v)
 }
 
+/// Whether the AVX2+FMA versions of hot loops can run. The x86-64 baseline target has no
+/// FMA, so without a `target_feature` version `mul_add` becomes a libm call (100× slower)
+/// and plain loops stay 4 lanes wide. Always false elsewhere: aarch64 has FMA in its base
+/// instruction set and needs no special version.
+pub fn x86_fma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Times `iterations` calls of `body`, one sample per call, on the monotonic clock.
 pub fn time_each(iterations: u32, mut body: impl FnMut()) -> Vec<f64> {
     (0..iterations)

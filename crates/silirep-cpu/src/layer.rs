@@ -7,6 +7,7 @@
 //! whole layer without an f64 re-run of billions of FLOPs.
 
 use crate::common::{Rng, matmul_f32, random_f32, time_each, try_alloc};
+use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::{Verification, VerificationStatus};
 use silirep_core::{KernelError, LayerShape, PreparedKernel};
@@ -195,10 +196,87 @@ pub(crate) fn silu(x: f32) -> f32 {
 }
 
 fn project(x: &[f32], w: &[f32], tokens: usize, cols: usize, threads: usize) -> Vec<f32> {
+    if tokens <= STREAMING_TOKENS {
+        return project_streaming(x, w, tokens, cols, threads);
+    }
     let rows = w.len() / cols;
     let mut out = vec![0.0f32; tokens * cols];
     matmul_f32(&mut out, x, w, (tokens, cols, rows), false, threads);
     out
+}
+
+/// Up to this many tokens a projection is a memory-bound pass over the weights (decode), and
+/// the GEMM library's blocking for matrices costs half the bandwidth; above it, GEMM wins.
+const STREAMING_TOKENS: usize = 8;
+
+/// `x · W` for a few tokens, streaming `W` once: each thread owns one band of output columns
+/// and walks every weight row through it (one multiply-add per weight and token), so the
+/// weights are read sequentially in long runs, as a bandwidth kernel reads.
+fn project_streaming(x: &[f32], w: &[f32], tokens: usize, cols: usize, threads: usize) -> Vec<f32> {
+    let rows = w.len() / cols;
+    let band = cols.div_ceil(threads.max(1)).next_multiple_of(16).min(cols);
+    let starts: Vec<usize> = (0..cols).step_by(band).collect();
+    let fused = crate::common::x86_fma_available();
+    let bands: Vec<Vec<f32>> = starts
+        .par_iter()
+        .map(|&c0| {
+            let width = band.min(cols - c0);
+            let mut acc = vec![0.0f32; tokens * width];
+            if fused {
+                // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    stream_band_avx2_fma(&mut acc, x, w, (rows, cols, c0, width))
+                }
+            } else {
+                stream_band(&mut acc, x, w, (rows, cols, c0, width))
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0.0f32; tokens * cols];
+    for (&c0, acc) in starts.iter().zip(&bands) {
+        let width = band.min(cols - c0);
+        for t in 0..tokens {
+            out[t * cols + c0..][..width].copy_from_slice(&acc[t * width..][..width]);
+        }
+    }
+    out
+}
+
+/// `acc[t][·] += x[t][r] · W[r][c0..c0+width]` over every row `r`.
+#[inline(always)]
+fn stream_band_body(
+    acc: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    (rows, cols, c0, width): (usize, usize, usize, usize),
+) {
+    let tokens = acc.len() / width;
+    for r in 0..rows {
+        let w_row = &w[r * cols + c0..][..width];
+        for t in 0..tokens {
+            let xv = x[t * rows + r];
+            for (a, wv) in acc[t * width..][..width].iter_mut().zip(w_row) {
+                *a += xv * wv;
+            }
+        }
+    }
+}
+
+fn stream_band(acc: &mut [f32], x: &[f32], w: &[f32], shape: (usize, usize, usize, usize)) {
+    stream_band_body(acc, x, w, shape)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stream_band_avx2_fma(
+    acc: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    shape: (usize, usize, usize, usize),
+) {
+    stream_band_body(acc, x, w, shape)
 }
 
 pub(crate) fn forward(
@@ -437,6 +515,29 @@ mod tests {
             compare_outputs(&c.actual, &c.expected, 1e-4, "t").status,
             VerificationStatus::Failed
         );
+    }
+
+    /// Both streaming versions (portable and AVX2+FMA where the CPU has it) agree with the
+    /// GEMM path they replace for few tokens.
+    #[test]
+    fn streaming_projection_matches_the_gemm_path() {
+        let (tokens, rows, cols) = (3, 40, 70);
+        let x = random_f32(tokens * rows, -1.0, 1.0, 1);
+        let w = random_f32(rows * cols, -1.0, 1.0, 2);
+        let mut expected = vec![0.0f32; tokens * cols];
+        matmul_f32(&mut expected, &x, &w, (tokens, cols, rows), false, 1);
+        let mut portable = vec![0.0f32; tokens * cols];
+        stream_band(&mut portable, &x, &w, (rows, cols, 0, cols));
+        for threads in [1, 2, 3] {
+            let streamed = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| project_streaming(&x, &w, tokens, cols, threads));
+            for ((a, b), e) in streamed.iter().zip(&portable).zip(&expected) {
+                assert!((a - e).abs() < 1e-4 && (b - e).abs() < 1e-4, "{a} {b} {e}");
+            }
+        }
     }
 
     #[test]

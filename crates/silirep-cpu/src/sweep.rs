@@ -2,7 +2,7 @@
 //! Traffic is fixed (one read, one write per element) while work grows with `f`, so the
 //! achieved FLOP/s trace the roofline from the memory slope to the compute ceiling.
 
-use crate::common::{Rng, random_f32, time_each};
+use crate::common::{Rng, random_f32, time_each, x86_fma_available};
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -47,7 +47,7 @@ impl Sweep {
     fn run_once(&mut self) {
         let fmas = self.fmas;
         let data = &mut self.data;
-        let fused = fma_available();
+        let fused = x86_fma_available();
         self.pool.install(|| {
             data.par_chunks_mut(1 << 14).for_each(|part| {
                 if fused {
@@ -61,20 +61,6 @@ impl Sweep {
                 }
             })
         });
-    }
-}
-
-/// Whether the chains run as hardware fused multiply-adds. On x86-64 that needs AVX2+FMA,
-/// which the baseline target lacks: without them `mul_add` becomes a libm call, 100× slower.
-fn fma_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // aarch64 has FMA in its base instruction set; elsewhere `chains` falls back.
-        cfg!(target_arch = "aarch64")
     }
 }
 
@@ -151,7 +137,7 @@ impl PreparedKernel for Sweep {
             ("independent_chains".into(), LANES.to_string()),
             (
                 "instructions".into(),
-                if fma_available() {
+                if x86_fma_available() || cfg!(target_arch = "aarch64") {
                     "fused multiply-add"
                 } else {
                     "multiply + add"
