@@ -62,6 +62,38 @@ fn seed_data_inventory_lists_both_machines_and_every_kernel_family() {
         index.contains("| bandwidth_read | array_bytes=1610577424 | f32 | pytorch_mps | Apple M4 Pro 2.21× (no CI) |"),
         "bandwidth_read verdict missing or reversed:\n{index}"
     );
+    // The analysis the issue asks for, from the data: the f16 GEMM table by size, both
+    // rooflines' ceilings and ridge points, and layer/decode verdicts with their bounds.
+    for expected in [
+        "### f16 GEMM: Apple M4 Pro vs Apple M5",
+        "| 8192 | pytorch_mps | pytorch_mps_benchmarks.json |",
+        "| Apple M4 Pro | f16 | 6.08 TFLOP/s |",
+        "| 253 GB/s |",
+        "| 24.0 FLOP/byte |",
+        "| Apple M5 | f16 | 13.8 TFLOP/s |",
+        "| 116 FLOP/byte |",
+        "| layer_backward | batch=1 seq_len=1024",
+        "| model_decode |",
+        "Apple M4 Pro: memory / Apple M5: memory",
+        "![Roofline, f16: measured ceilings and workloads](charts/roofline_f16.png)",
+    ] {
+        assert!(
+            index.contains(expected),
+            "{expected} missing from:\n{index}"
+        );
+    }
+    for chart in [
+        "roofline_f16",
+        "gemm_f16",
+        "bandwidth",
+        "attention",
+        "layer",
+    ] {
+        for ext in ["png", "svg"] {
+            let path = dir.path().join(format!("charts/{chart}.{ext}"));
+            assert!(path.is_file(), "{} missing", path.display());
+        }
+    }
     // The inventory is the report's appendix; its per-machine sections are level-4 headings.
     let inventory = index
         .split("## Inventory")
