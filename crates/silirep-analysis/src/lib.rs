@@ -4,7 +4,6 @@
 //! Deterministic means bit-identical: bootstraps use a fixed-seed generator and sequential
 //! sums, so a committed report regenerates byte for byte.
 
-mod rng;
 pub mod roofline;
 pub mod stats;
 

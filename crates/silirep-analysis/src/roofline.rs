@@ -1,8 +1,8 @@
 //! Roofline mathematics (Williams, Waterman & Patterson, 2009): attainable FLOP/s at
 //! arithmetic intensity I is min(P, I·B) for compute ceiling P and memory ceiling B.
 
-use crate::rng::SplitMix64;
 use serde::Serialize;
+use silirep_core::rng::SplitMix64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Bound {

@@ -5,8 +5,8 @@
 //! can honestly support: a percentile bootstrap of the median for samples, a Student-t
 //! interval for mean/std/n, none for one value.
 
-use crate::rng::SplitMix64;
 use serde::Serialize;
+use silirep_core::rng::SplitMix64;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Bootstrap resamples. 2,000 puts the Monte-Carlo error of a 95% percentile bound well

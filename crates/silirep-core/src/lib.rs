@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod harness;
 pub mod kernels;
+pub mod rng;
 pub mod schema;
 pub mod stats;
 

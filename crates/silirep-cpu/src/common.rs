@@ -4,31 +4,9 @@ use gemm::{Parallelism, f16};
 use silirep_core::KernelError;
 use std::time::Instant;
 
-/// SplitMix64: seeded, fast, and the same on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    pub fn index(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+/// The shared seeded generator (SplitMix64): inputs and sampled checks are the same on
+/// every machine.
+pub use silirep_core::rng::SplitMix64 as Rng;
 
 /// `len` values uniform in [lo, hi): never all zeros, so no kernel can be timed on data a
 /// CPU or compiler might shortcut.
@@ -88,31 +66,8 @@ pub fn matmul_f32_lhs_transposed(
     threads: usize,
 ) {
     assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    // SAFETY: the slices cover every index the strides reach (asserted above), and `c`
-    // does not alias `a` or `b` (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            m as isize,
-            1,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(threads),
-        )
-    }
+    // SAFETY: the slices cover every index the strides reach (asserted above).
+    unsafe { gemm_f32_strided(c, n, a, (m, 1), b, (1, n), (m, n, k), threads) }
 }
 
 /// Row-major `c[m×n] = a[m×k] · b`, where `b` is `[k×n]` or, with `b_transposed`, `[n×k]`.
@@ -125,43 +80,69 @@ pub fn matmul_f32(
     threads: usize,
 ) {
     assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    let (b_cs, b_rs) = if b_transposed {
-        (k as isize, 1)
-    } else {
-        (1, n as isize)
-    };
+    let b_strides = if b_transposed { (k, 1) } else { (1, n) };
     // Wide products run as panels of at most PANEL columns of C: the gemm crate's own
     // blocking loses ~8% at n = 4096 on a 32 MiB-L3 machine, panels of 2048 recover it.
     const PANEL: usize = 2048;
     for j0 in (0..n).step_by(PANEL) {
         let width = PANEL.min(n - j0);
-        let b_offset = j0 * b_cs as usize;
         // SAFETY: the slices cover every index the strides reach (asserted above; the panel
-        // starts at column j0 < n of C and of B), and `c` does not alias `a` or `b` (it is
-        // borrowed mutably).
+        // starts at column j0 < n of C and of B).
         unsafe {
-            gemm::gemm(
-                m,
-                width,
-                k,
-                c.as_mut_ptr().add(j0),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                b.as_ptr().add(b_offset),
-                b_cs,
-                b_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(threads),
+            gemm_f32_strided(
+                &mut c[j0..],
+                n,
+                a,
+                (1, k),
+                &b[j0 * b_strides.0..],
+                b_strides,
+                (m, width, k),
+                threads,
             )
         }
+    }
+}
+
+/// `c = a · b` for row-major `c` with row stride `c_row_stride`; `a` and `b` are given by
+/// their (column, row) strides, so transposed operands cost nothing.
+///
+/// # Safety
+/// Every index the shape and strides reach must lie inside the slices.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32_strided(
+    c: &mut [f32],
+    c_row_stride: usize,
+    a: &[f32],
+    (a_cs, a_rs): (usize, usize),
+    b: &[f32],
+    (b_cs, b_rs): (usize, usize),
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    // SAFETY: the caller guarantees the bounds; `c` is borrowed mutably, so it does not
+    // alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_row_stride as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        )
     }
 }
 

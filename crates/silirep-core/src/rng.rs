@@ -1,5 +1,6 @@
 //! SplitMix64 (Steele, Lea & Flood, 2014): a tiny generator whose output is fixed by its
-//! published definition, so bootstrap intervals never change with a dependency upgrade.
+//! published definition, so input data, sampled verification entries and bootstrap
+//! intervals are the same on every machine and never change with a dependency upgrade.
 
 pub struct SplitMix64(u64);
 
@@ -20,6 +21,11 @@ impl SplitMix64 {
     /// sample sizes used here).
     pub fn index(&mut self, n: usize) -> usize {
         (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+
+    /// Uniform in `[lo, hi)` from the top 53 bits.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
     }
 }
 
