@@ -109,7 +109,10 @@ pub fn render(dataset: &Dataset) -> String {
     let _ = writeln!(md, "|---|---|");
     for f in &dataset.files {
         let outcome = match &f.status {
-            FileStatus::Loaded { format, records } => format!("{format}: {records} measurements"),
+            FileStatus::Loaded { format, records } => format!(
+                "{format}: {records} measurement{}",
+                if *records == 1 { "" } else { "s" }
+            ),
             FileStatus::NotImported { format, reason } => {
                 format!("{format}: not imported — {reason}")
             }
