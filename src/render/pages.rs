@@ -238,6 +238,13 @@ pub fn rate_text(rate: &RateEstimate) -> String {
     }
 }
 
+/// Whether every voting row (no caveats) names `winner` with a CI that excludes 1: then the
+/// direction is certain even when the geometric mean's CI across workloads is wide.
+fn unanimous(c: &crate::analysis::verdicts::CategoryVerdict, winner: &str) -> bool {
+    let mut voting = c.rows.iter().filter(|r| r.caveats.is_empty()).peekable();
+    voting.peek().is_some() && voting.all(|r| r.winner == winner && r.significant == Some(true))
+}
+
 /// Says how many rows the category's geometric mean leaves out because their data is suspect.
 fn excluded_note(excluded: usize) -> String {
     match excluded {
@@ -325,6 +332,17 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                     title: c.category.title().to_string(),
                     overall: match (&c.overall_winner, c.overall_factor) {
                         (Some(w), Some(f)) => match (c.overall_lower, c.overall_upper) {
+                            (Some(lo), Some(hi))
+                                if lo <= 1.0 && hi >= 1.0 && unanimous(c, w) =>
+                            {
+                                format!(
+                                    "{w} is faster in every one of the {} workloads, each significantly; by how much varies too widely between them for a CI on the mean (geometric mean {}, 95% CI {} – {})",
+                                    c.voting_rows,
+                                    format::ratio(f),
+                                    format::ratio(lo),
+                                    format::ratio(hi)
+                                )
+                            }
                             (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 => format!(
                                 "no significant difference (geometric mean {} for {w} over {} workloads, 95% CI {} – {})",
                                 format::ratio(f),
