@@ -292,3 +292,40 @@ fn help_shows_examples() {
         assert!(text.contains("Example"), "{args:?}:\n{text}");
     }
 }
+
+/// Text from result files reaches the HTML page escaped: the fixture's machine is labelled
+/// `Test <Box> & Co`.
+#[test]
+fn html_escapes_text_from_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(&fixture("native-ok"), dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(
+        html.contains("Test &lt;Box&gt; &amp; Co"),
+        "label not escaped:\n{html}"
+    );
+    assert!(!html.contains("<Box>"), "raw label in the HTML");
+}
+
+/// `--templates DIR` replaces a built-in template by name and leaves the others in place.
+#[test]
+fn templates_directory_overrides_by_name() {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("index.md.tera"),
+        "custom: {{ machine_count }} machine(s), {{ measurement_count }} measurements\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(
+        &fixture("native-ok"),
+        dir.path(),
+        &["--templates", templates.path().to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(index.starts_with("custom: 1 machine(s), "), "{index}");
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(html.contains("<html"), "built-in HTML template still used");
+}
