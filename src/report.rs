@@ -32,7 +32,8 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
         None => Catalog::built_in(),
     };
     let templates = pages::load_templates(args.templates.as_deref())?;
-    let outputs = render_all(&dataset, &catalog, &templates)?;
+    let generated = source_date_epoch()?;
+    let outputs = render_all(&dataset, &catalog, &templates, generated)?;
     if args.check {
         let stale = outputs.stale_files(&args.out);
         if stale.is_empty() {
@@ -63,6 +64,7 @@ pub fn render_all(
     dataset: &Dataset,
     catalog: &Catalog,
     templates: &tera::Tera,
+    generated: Option<String>,
 ) -> Result<OutputSet> {
     let mut outputs = OutputSet::default();
     let analysis = analysis::analyse(dataset, catalog);
@@ -87,7 +89,13 @@ pub fn render_all(
     }
     // The inventory becomes the report's appendix: every heading in it moves down one level.
     let inventory_md = demote_headings(&inventory::render(dataset));
-    let view = pages::report_view(dataset, &analysis, &rendered_charts, inventory_md);
+    let view = pages::report_view(
+        dataset,
+        &analysis,
+        &rendered_charts,
+        inventory_md,
+        generated,
+    );
     outputs.add(
         "index.md",
         pages::render(templates, "index.md.tera", &view)?.into_bytes(),
@@ -125,6 +133,23 @@ fn print_problems(dataset: &Dataset) {
     }
     if dataset.files.is_empty() {
         eprintln!("warning: no .json result files found");
+    }
+}
+
+/// The report's date, only when asked for through `SOURCE_DATE_EPOCH` (the reproducible-builds
+/// convention: seconds since 1970 UTC). Without it reports carry no date, so regenerating them
+/// changes nothing.
+fn source_date_epoch() -> Result<Option<String>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => {
+            let seconds: i64 = text.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={text:?}: expected whole seconds since 1970-01-01 UTC")
+            })?;
+            Ok(Some(
+                crate::measure::timestamp::UtcTime::from_unix(seconds, 0).rfc3339(),
+            ))
+        }
+        Err(_) => Ok(None),
     }
 }
 

@@ -11,6 +11,8 @@ fn silirep(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_silirep"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // Reports are dated only on request; an inherited value would date them.
+        .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .expect("the silirep binary runs")
 }
@@ -328,4 +330,31 @@ fn templates_directory_overrides_by_name() {
     assert!(index.starts_with("custom: 1 machine(s), "), "{index}");
     let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
     assert!(html.contains("<html"), "built-in HTML template still used");
+}
+
+/// A date appears only through SOURCE_DATE_EPOCH, and a malformed value is an error that says
+/// what was expected.
+#[test]
+fn source_date_epoch_dates_the_report_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_silirep"))
+            .args(["report", &fixture("native-ok"), "-o"])
+            .arg(dir.path())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("SOURCE_DATE_EPOCH", value)
+            .output()
+            .unwrap()
+    };
+    let out = run("1763856000");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(index.contains("Generated 2025-11-23T00:00:00Z."), "{index}");
+    let out = run("tomorrow");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected whole seconds"),
+        "{}",
+        stderr(&out)
+    );
 }

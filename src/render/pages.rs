@@ -67,6 +67,8 @@ pub struct ReportView {
     pub measurement_count: usize,
     pub file_count: usize,
     pub warning_count: usize,
+    /// From `SOURCE_DATE_EPOCH` when set; otherwise reports carry no date.
+    pub generated: Option<String>,
     pub machines: Vec<MachineView>,
     pub verdicts: Vec<VerdictPairView>,
     pub gemm_tables: Vec<GemmTableView>,
@@ -502,6 +504,7 @@ pub fn report_view(
     analysis: &Analysis,
     charts: &[(NamedChart, String)],
     inventory_md: String,
+    generated: Option<String>,
 ) -> ReportView {
     let comparisons: Vec<ComparisonView> = analysis
         .comparisons
@@ -571,6 +574,7 @@ pub fn report_view(
         measurement_count: dataset.records.len(),
         file_count: dataset.files.len(),
         warning_count: dataset.warnings.len(),
+        generated,
         machines: machine_views(dataset),
         verdicts: verdict_views(&analysis.verdicts),
         gemm_tables,
