@@ -38,6 +38,41 @@ def random(shape, dtype, scale=1.0):
     return ((torch.rand(shape, device="cuda", dtype=torch.float32) * 2 - 1) * scale).to(dtype)
 
 
+def layer_backward(row):
+    import torch.nn.functional as F
+
+    t, hidden, heads, kv_heads, d, inter = 512, 4096, 32, 8, 128, 14336
+    dt = torch.bfloat16
+
+    def weight(out, inp):
+        # ±(power of two ≤ 1/√fan-in), as silirep fills its weights.
+        bound = 2.0 ** -((inp.bit_length() - 1 + 1) // 2)
+        return random((out, inp), dt, bound).requires_grad_()
+
+    wq, wk, wv = weight(heads * d, hidden), weight(kv_heads * d, hidden), weight(kv_heads * d, hidden)
+    wo = weight(hidden, heads * d)
+    wg, wu, wd = weight(inter, hidden), weight(inter, hidden), weight(hidden, inter)
+    params = [wq, wk, wv, wo, wg, wu, wd]
+    x = random((t, hidden), dt).requires_grad_()
+
+    def rms(v):
+        return v * torch.rsqrt(v.float().pow(2).mean(-1, keepdim=True) + 1e-6).to(v.dtype)
+
+    h1 = rms(x)
+    q = (h1 @ wq.T).view(1, t, heads, d).transpose(1, 2)
+    k = (h1 @ wk.T).view(1, t, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+    v = (h1 @ wv.T).view(1, t, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+    a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(t, heads * d)
+    x2 = x + a @ wo.T
+    h2 = rms(x2)
+    y = x2 + (F.silu(h2 @ wg.T) * (h2 @ wu.T)) @ wd.T
+    dy = random((t, hidden), dt)
+    ms = time_ms(lambda: torch.autograd.grad(y, [x] + params, dy, retain_graph=True), reps=30)
+    weights = sum(p.numel() for p in params)
+    flops = 2 * (2 * t * weights + 4 * heads * t * t * d)
+    row("layer_backward_bf16 (autograd)", f"seq={t}", ms, flops=flops)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", help="also write the rows as JSON here")
@@ -89,6 +124,15 @@ def main():
             ms = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), reps=30)
             row(f"attention_sdpa_{name}", f"seq={seq}", ms, flops=flops)
             del q, k, v, qs, kt
+
+    # Mistral-7B-shaped layer backward, bf16, seq 512 (silirep's `layer_backward` row): the same
+    # layer as silirep's (RMSNorm without gain, grouped K/V, non-causal attention, SwiGLU,
+    # residuals, no rotary embedding), the backward alone timed from a kept forward graph.
+    # FLOPs by silirep's rule: 2 × forward = 2 × (2·t·weights + 4·h·s²·d).
+    try:
+        layer_backward(row)
+    except Exception as e:  # keep the rows above even if this one cannot run
+        print(f"layer backward: {e}")
 
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")
     print(f"{'name':28} {'config':24} {'median ms':>10} {'TFLOP/s':>9} {'GB/s':>9}")

@@ -2,8 +2,10 @@
 //!
 //! Naive: `S = Q·Kᵀ/√d` (one strided-batched cuBLASLt GEMM, S materialised in the input
 //! dtype), a row softmax kernel in place, `O = P·V` (a second batched GEMM) — the sequence a
-//! framework runs without a fused kernel. Fused: the flash-attention kernel in attention.cu,
-//! which never writes S.
+//! framework runs without a fused kernel. Fused: the flash-attention kernels in attention.cu,
+//! which never write S — on Hopper (compute capability 9.0) the wgmma kernel, elsewhere the
+//! mma.sync one. `SILIREP_CUDA_FLASH=mma` makes a Hopper GPU run the mma.sync kernel too, so
+//! the portable kernel can be verified and timed on the machine at hand.
 //!
 //! The fused output is verified against the naive path on the same inputs (every entry), and
 //! both against an f64 host reference on sampled rows.
@@ -20,6 +22,8 @@ use std::collections::BTreeMap;
 /// Query rows per fused block and key rows per tile (attention.cu).
 pub const FLASH_BLOCK_M: u64 = 128;
 pub const FLASH_HEAD_DIM: u64 = 128;
+/// Threads per fused block: 4 warps of 32 query rows (`FA_THREADS` in attention.cu).
+pub const FLASH_THREADS: u32 = 128;
 const SOFTMAX_MAX_COLS: u64 = 8192;
 
 /// Why a shape cannot run, before anything is allocated.
@@ -62,6 +66,12 @@ pub struct FlashLayout {
     pub kv_strides: (u64, u64, u64),
 }
 
+/// Whether the fused kernel is the Hopper wgmma one (see the module comment).
+pub fn uses_wgmma(gpu: &Gpu) -> bool {
+    gpu.info.compute_capability == (9, 0)
+        && std::env::var("SILIREP_CUDA_FLASH").as_deref() != Ok("mma")
+}
+
 /// Enqueues the fused kernel.
 pub fn launch_flash(
     gpu: &Gpu,
@@ -72,15 +82,24 @@ pub fn launch_flash(
     v: u64,
     o: u64,
 ) -> Result<(), KernelError> {
-    let f = gpu.function(&format!("flash_attention_{}", elem.half_suffix()?))?;
+    let wgmma = uses_wgmma(gpu);
+    let f = gpu.function(&format!(
+        "flash_attention_{}{}",
+        if wgmma { "wgmma_" } else { "" },
+        elem.half_suffix()?
+    ))?;
     let cfg = LaunchConfig {
         grid_dim: (
             layout.seq / FLASH_BLOCK_M as u32,
             layout.batches * layout.heads,
             1,
         ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: crate::sources::FLASH_SMEM_BYTES,
+        block_dim: (FLASH_THREADS, 1, 1),
+        shared_mem_bytes: if wgmma {
+            crate::sources::FLASH_WGMMA_SMEM_BYTES
+        } else {
+            crate::sources::FLASH_SMEM_BYTES
+        },
     };
     let scale_log2 = std::f32::consts::LOG2_E / (FLASH_HEAD_DIM as f32).sqrt();
     let (qb, qh, qr) = layout.q_strides;
@@ -346,7 +365,12 @@ impl PreparedKernel for Attention<'_> {
             None => {
                 d.insert(
                     "kernel".into(),
-                    "flash_attention (attention.cu): mma.sync m16n8k16 tensor cores, f32 accumulation, online softmax, 128 query rows × 64-key tiles, cp.async double buffering".into(),
+                    if uses_wgmma(self.gpu) {
+                        "flash_attention_wgmma (attention.cu): Hopper wgmma (S = Q·Kᵀ from shared-memory descriptors, O += P·V with P in registers), f32 accumulation, online softmax with paired f16/bf16 ex2, one warpgroup per 128 query rows (two m64 tiles, the softmax of one overlapping the other's MMAs) × 64-key tiles, 2 blocks per SM, cp.async double buffering into 128-byte-swizzled tiles"
+                    } else {
+                        "flash_attention (attention.cu): mma.sync m16n8k16 tensor cores, f32 accumulation, online softmax with paired f16/bf16 ex2, 128 query rows (4 warps × 32) × 64-key tiles, 2 blocks per SM, cp.async double buffering"
+                    }
+                    .into(),
                 );
             }
         }

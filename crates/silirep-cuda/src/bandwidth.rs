@@ -4,7 +4,7 @@
 
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::host::{ElemType, Rng};
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
 use silirep_core::{BandwidthOp, KernelError, PreparedKernel};
@@ -15,6 +15,8 @@ const Q: f64 = 3.0;
 const THREADS: u32 = 256;
 /// 8 blocks of 256 threads: 2048 threads, the most an H100 SM holds.
 const BLOCKS_PER_SM: u32 = 8;
+/// double2 per copy block: `COPY_UNROLL`·`THREADS` (bandwidth.cu).
+const COPY_TILE: u64 = 2 * THREADS as u64;
 
 pub struct Bandwidth<'a> {
     gpu: &'a Gpu,
@@ -86,7 +88,16 @@ impl<'a> Bandwidth<'a> {
     fn run_once(&mut self) -> Result<(), KernelError> {
         let gpu = self.gpu;
         let n2 = (self.elements / 2) as u64;
-        let cfg = gpu.persistent_grid(BLOCKS_PER_SM, THREADS);
+        let cfg = if self.op == BandwidthOp::Copy {
+            // One block per tile: bandwidth.cu says why copy differs.
+            LaunchConfig {
+                grid_dim: (n2.div_ceil(COPY_TILE) as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            }
+        } else {
+            gpu.persistent_grid(BLOCKS_PER_SM, THREADS)
+        };
         let a = self.a.ptr;
         let b = self.b.as_ref().map_or(0, |b| b.ptr);
         let c = self.c.as_ref().map_or(0, |c| c.ptr);
@@ -195,10 +206,17 @@ impl PreparedKernel for Bandwidth<'_> {
             ("element".into(), "f64, 16-byte double2 accesses".into()),
             (
                 "grid".into(),
-                format!(
-                    "{} SMs × {BLOCKS_PER_SM} blocks × {THREADS} threads; blocks walk tiles of 4·{THREADS} consecutive double2 (4 loads in flight per thread)",
-                    self.gpu.info.sm_count
-                ),
+                if self.op == BandwidthOp::Copy {
+                    format!(
+                        "one block of {THREADS} threads per tile of {COPY_TILE} consecutive double2 (2 loads in flight per thread), {} blocks",
+                        (self.elements as u64 / 2).div_ceil(COPY_TILE)
+                    )
+                } else {
+                    format!(
+                        "{} SMs × {BLOCKS_PER_SM} blocks × {THREADS} threads; blocks walk tiles of 4·{THREADS} consecutive double2 (4 loads in flight per thread)",
+                        self.gpu.info.sm_count
+                    )
+                },
             ),
             ("l2_bytes".into(), self.gpu.info.l2_bytes.to_string()),
         ]);

@@ -365,8 +365,12 @@ fn compile_all(
     for source in SOURCES {
         let options = CompileOptions {
             // PTX for the device's own architecture, finished by the driver's JIT.
+            // Hopper (9.0) gets its architecture-specific features (`a`): wgmma.
             options: vec![
-                format!("--gpu-architecture=compute_{major}{minor}"),
+                format!(
+                    "--gpu-architecture=compute_{major}{minor}{}",
+                    if (major, minor) == (9, 0) { "a" } else { "" }
+                ),
                 "--std=c++17".into(),
             ],
             name: Some(source.file.to_string()),
@@ -391,7 +395,7 @@ fn compile_all(
             if kernel.starts_with("flash_attention") {
                 f.set_attribute(
                     CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    crate::sources::FLASH_SMEM_BYTES as i32,
+                    crate::sources::FLASH_WGMMA_SMEM_BYTES as i32,
                 )
                 .map_err(|e| {
                     OpenError::Driver(format!("raising {kernel}'s shared memory: {e:?}"))

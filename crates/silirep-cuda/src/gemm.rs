@@ -109,14 +109,16 @@ fn cuda_type(e: ElemType) -> cudaDataType {
     }
 }
 
-/// `C[m×n] = alpha · A[m×k] · B` (B `[n×k]` when `b_transposed`, else `[k×n]`), `batch`
-/// times with the given element strides between consecutive matrices.
+/// `C[m×n] = alpha · op(A) · op(B)`: A stored `[m×k]`, or `[k×m]` when `a_transposed` (weight
+/// gradients, `dYᵀ·X`); B stored `[k×n]`, or `[n×k]` when `b_transposed`. `batch` times with
+/// the given element strides between consecutive matrices.
 #[derive(Debug, Clone, Copy)]
 pub struct GemmShape {
     pub m: u64,
     pub n: u64,
     pub k: u64,
     pub b_transposed: bool,
+    pub a_transposed: bool,
     pub batch: u64,
     pub strides: (u64, u64, u64),
     pub alpha: f32,
@@ -129,6 +131,7 @@ impl GemmShape {
             n,
             k,
             b_transposed,
+            a_transposed: false,
             batch: 1,
             strides: (0, 0, 0),
             alpha: 1.0,
@@ -207,16 +210,19 @@ impl MatmulPlan {
             n,
             k,
             b_transposed,
+            a_transposed,
             ..
         } = shape;
         let desc =
             lt::create_matmul_desc(types.compute, cudaDataType::CUDA_R_32F).map_err(blas_error)?;
         // Column-major view: D(n×m) = op(B_store)·A_storeᵀ; see the module comment.
         let (b_rows, b_cols, b_ld) = if b_transposed { (k, n, k) } else { (n, k, n) };
+        let (a_rows, a_cols, a_ld) = if a_transposed { (m, k, m) } else { (k, m, k) };
         let layouts = [
             lt::create_matrix_layout(cuda_type(types.input), b_rows, b_cols, b_ld as i64)
                 .map_err(blas_error)?,
-            lt::create_matrix_layout(cuda_type(types.input), k, m, k as i64).map_err(blas_error)?,
+            lt::create_matrix_layout(cuda_type(types.input), a_rows, a_cols, a_ld as i64)
+                .map_err(blas_error)?,
             lt::create_matrix_layout(cuda_type(types.output), n, m, n as i64)
                 .map_err(blas_error)?,
         ];
@@ -236,7 +242,8 @@ impl MatmulPlan {
         unsafe {
             let trans_a: i32 = if b_transposed { 1 } else { 0 }; // CUBLAS_OP_T / CUBLAS_OP_N
             set_desc(desc, DescAttr::CUBLASLT_MATMUL_DESC_TRANSA, &trans_a)?;
-            set_desc(desc, DescAttr::CUBLASLT_MATMUL_DESC_TRANSB, &0i32)?;
+            let trans_b: i32 = if a_transposed { 1 } else { 0 };
+            set_desc(desc, DescAttr::CUBLASLT_MATMUL_DESC_TRANSB, &trans_b)?;
             if types.input == ElemType::E4m3 {
                 set_desc(
                     desc,
@@ -306,11 +313,16 @@ impl MatmulPlan {
 
     /// Enqueues `c = alpha·a·op(b)` on the stream.
     pub fn run(&self, a: u64, b: u64, c: u64) -> Result<(), KernelError> {
+        self.run_beta(a, b, c, 0.0)
+    }
+
+    /// Enqueues `c = alpha·a·op(b) + beta·c`: `beta` 1 adds a product to `c` (gradients that
+    /// are sums of products) without a separate elementwise pass.
+    pub fn run_beta(&self, a: u64, b: u64, c: u64, beta: f32) -> Result<(), KernelError> {
         let algo = self
             .algo
             .as_ref()
             .map_or(std::ptr::null(), |a| a as *const _);
-        let beta = 0.0f32;
         // SAFETY: pointers address allocations sized for this plan's shape by the caller.
         unsafe {
             lt::matmul(

@@ -21,35 +21,35 @@ use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, PreparedKernel};
 use std::collections::BTreeMap;
 
-const EPS: f32 = 1e-6;
+pub(crate) const EPS: f32 = 1e-6;
 
-struct Weights {
-    q: Buffer,
-    k: Buffer,
-    v: Buffer,
-    o: Buffer,
-    gate: Buffer,
-    up: Buffer,
-    down: Buffer,
+pub(crate) struct Weights {
+    pub(crate) q: Buffer,
+    pub(crate) k: Buffer,
+    pub(crate) v: Buffer,
+    pub(crate) o: Buffer,
+    pub(crate) gate: Buffer,
+    pub(crate) up: Buffer,
+    pub(crate) down: Buffer,
 }
 
 /// Activations of one pass; `y` alternates between two buffers so the last layer's input
 /// survives for verification.
-struct Activations {
-    input: Buffer,
-    h1: Buffer,
-    q: Buffer,
-    k: Buffer,
-    v: Buffer,
-    attn: Buffer,
-    o: Buffer,
-    x2: Buffer,
-    h2: Buffer,
-    gate: Buffer,
-    up: Buffer,
-    act: Buffer,
-    down: Buffer,
-    y: [Buffer; 2],
+pub(crate) struct Activations {
+    pub(crate) input: Buffer,
+    pub(crate) h1: Buffer,
+    pub(crate) q: Buffer,
+    pub(crate) k: Buffer,
+    pub(crate) v: Buffer,
+    pub(crate) attn: Buffer,
+    pub(crate) o: Buffer,
+    pub(crate) x2: Buffer,
+    pub(crate) h2: Buffer,
+    pub(crate) gate: Buffer,
+    pub(crate) up: Buffer,
+    pub(crate) act: Buffer,
+    pub(crate) down: Buffer,
+    pub(crate) y: [Buffer; 2],
 }
 
 struct Plans {
@@ -61,22 +61,22 @@ struct Plans {
 }
 
 pub struct Stack<'a> {
-    gpu: &'a Gpu,
+    pub(crate) gpu: &'a Gpu,
     _blas: Blas,
-    shape: LayerShape,
-    elem: ElemType,
+    pub(crate) shape: LayerShape,
+    pub(crate) elem: ElemType,
     batch: u64,
-    seq: u64,
+    pub(crate) seq: u64,
     /// `false` for decode: one token per sequence, its query passing straight to the output
     /// projection (no KV cache).
     attention: bool,
-    layers: Vec<Weights>,
-    acts: Activations,
+    pub(crate) layers: Vec<Weights>,
+    pub(crate) acts: Activations,
     plans: Plans,
     group: u32,
 }
 
-fn dims(shape: &LayerShape) -> (u64, u64, u64, u64) {
+pub(crate) fn dims(shape: &LayerShape) -> (u64, u64, u64, u64) {
     (
         shape.hidden,
         shape.heads * shape.head_dim,
@@ -287,7 +287,7 @@ impl<'a> Stack<'a> {
         self.elementwise("add", a.x2.ptr, a.down.ptr, y, t * h)
     }
 
-    fn run_once(&self) -> Result<(), KernelError> {
+    pub(crate) fn run_once(&self) -> Result<(), KernelError> {
         (0..self.layers.len()).try_for_each(|l| self.forward(l))
     }
 }

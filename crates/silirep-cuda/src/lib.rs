@@ -4,8 +4,8 @@
 //! error naming what is missing instead of failing to start.
 //!
 //! Flow: [`device`] opens the GPU and compiles [`sources`]; each kernel family has its module
-//! ([`gemm`], [`bandwidth`], [`attention`], [`layer`] for layer and decode, [`sweep`]); [`suite`]
-//! lists what is measured. Timing uses CUDA events; warm-up, repetitions and the stopping
+//! ([`gemm`], [`bandwidth`], [`attention`], [`layer`] for layer and decode, [`layer_backward`],
+//! [`sweep`]); [`suite`] lists what is measured. Timing uses CUDA events; warm-up, repetitions and the stopping
 //! rule are the shared harness's.
 
 pub mod attention;
@@ -14,6 +14,7 @@ pub mod device;
 pub mod gemm;
 pub mod host;
 pub mod layer;
+pub mod layer_backward;
 pub mod sources;
 pub mod suite;
 pub mod sweep;
@@ -151,20 +152,19 @@ impl Backend for CudaBackend {
                 shape,
                 dtype,
             } => {
-                if *pass == Pass::Backward {
-                    return Err(KernelError::Unsupported(
-                        "layer backward is not implemented in the CUDA backend yet (forward only)"
-                            .into(),
-                    ));
-                }
                 if *part != LayerPart::Full {
                     return Err(KernelError::Unsupported(
                         "the CUDA backend runs whole layers only".into(),
                     ));
                 }
-                Box::new(layer::Stack::prepare(
-                    gpu, *shape, *batch, *seq_len, 1, true, *dtype, seed,
-                )?)
+                match pass {
+                    Pass::Forward => Box::new(layer::Stack::prepare(
+                        gpu, *shape, *batch, *seq_len, 1, true, *dtype, seed,
+                    )?),
+                    Pass::Backward => Box::new(layer_backward::LayerBackward::prepare(
+                        gpu, *shape, *batch, *seq_len, *dtype, seed,
+                    )?),
+                }
             }
             KernelSpec::Decode {
                 batch,

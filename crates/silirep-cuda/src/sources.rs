@@ -44,6 +44,8 @@ pub const SOURCES: &[Source] = &[
             "softmax_rows_bf16",
             "flash_attention_f16",
             "flash_attention_bf16",
+            "flash_attention_wgmma_f16",
+            "flash_attention_wgmma_bf16",
         ],
     },
     Source {
@@ -59,6 +61,21 @@ pub const SOURCES: &[Source] = &[
         ],
     },
     Source {
+        file: "layer_backward.cu",
+        text: include_str!("kernels/layer_backward.cu"),
+        kernels: &[
+            "swiglu_backward_f16",
+            "swiglu_backward_bf16",
+            "rms_norm_backward_f16",
+            "rms_norm_backward_bf16",
+            "softmax_backward_f16",
+            "softmax_backward_bf16",
+            "to_heads",
+            "from_heads_sum_f16",
+            "from_heads_sum_bf16",
+        ],
+    },
+    Source {
         file: "sweep.cu",
         text: include_str!("kernels/sweep.cu"),
         kernels: &["intensity_sweep"],
@@ -67,6 +84,8 @@ pub const SOURCES: &[Source] = &[
 
 /// Dynamic shared memory of the fused attention kernel (`FA_SMEM_BYTES` in attention.cu).
 pub const FLASH_SMEM_BYTES: u32 = 128 * 256 + 4 * 64 * 256;
+/// The wgmma kernel's: the same tiles plus up to 1 KiB to align them to 1024 bytes.
+pub const FLASH_WGMMA_SMEM_BYTES: u32 = FLASH_SMEM_BYTES + 1024;
 
 /// The full text NVRTC compiles for `source`.
 pub fn compilation_unit(source: &Source) -> String {
@@ -145,5 +164,11 @@ mod tests {
         assert!(text.contains("#define FA_BLOCK_M 128") && text.contains("#define FA_BLOCK_N 64"));
         assert!(text.contains("#define FA_ROW_BYTES 256"));
         assert_eq!(FLASH_SMEM_BYTES, 98304);
+        assert!(text.contains(&format!(
+            "#define FA_THREADS {}",
+            crate::attention::FLASH_THREADS
+        )));
+        // Two blocks per SM (`__launch_bounds__(FA_THREADS, 2)`) must fit in an H100's 227 KiB.
+        const { assert!(2 * (FLASH_WGMMA_SMEM_BYTES + 1024) <= 227 * 1024) };
     }
 }

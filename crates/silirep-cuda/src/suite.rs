@@ -101,7 +101,6 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
         specs.push(layer(Pass::Forward, seq_len));
     }
     if suite != Suite::Quick {
-        // Listed so the result file says plainly that it is not implemented yet.
         specs.push(layer(Pass::Backward, s.layer[0]));
     }
     for &batch in s.decode {
