@@ -166,6 +166,57 @@ template <bool BF16> __device__ __forceinline__ float pair_sum(u32 w) {
     return __uint_as_float((w << 13) & 0x0fffe000u) + __uint_as_float((w >> 3) & 0x0fffe000u);
 }
 
+// One m-tile's online-softmax step in the log2 domain, shared by the mma.sync and wgmma
+// kernels: p = 2^(s·scale_log2 − max·scale_log2) (one FFMA per score, one ex2 per pair), the
+// running max and sum updated, the output accumulator rescaled, and the probabilities packed
+// in pairs into s's first two slots (bit patterns) for the P·V product.
+template <bool BF16>
+__device__ __forceinline__ void online_softmax_step(float (&s)[FA_BLOCK_N / 8][4],
+                                                    float (&acc)[FA_HEAD_DIM / 8][4],
+                                                    float (&row_max)[2], float (&row_sum)[2],
+                                                    float scale_log2) {
+    float tile_max[2] = {negative_infinity(), negative_infinity()};
+#pragma unroll
+    for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
+        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
+        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
+    }
+    float rescale[2], offset[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+        const float new_max = fmaxf(row_max[r], tile_max[r]);
+        rescale[r] = fast_exp2((row_max[r] - new_max) * scale_log2);
+        row_max[r] = new_max;
+        row_sum[r] *= rescale[r];
+        offset[r] = new_max * scale_log2;
+    }
+    float part[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
+        const u32 p0 = exp2_pair<BF16>(fmaf(s[n][0], scale_log2, -offset[0]),
+                                       fmaf(s[n][1], scale_log2, -offset[0]));
+        const u32 p1 = exp2_pair<BF16>(fmaf(s[n][2], scale_log2, -offset[1]),
+                                       fmaf(s[n][3], scale_log2, -offset[1]));
+        part[0] += pair_sum<BF16>(p0);
+        part[1] += pair_sum<BF16>(p1);
+        // The packed pairs travel in s's first two slots (bit patterns).
+        s[n][0] = __uint_as_float(p0);
+        s[n][1] = __uint_as_float(p1);
+    }
+    const float unscale = BF16 ? 1.0f : 5.192296858534828e33f;  // 2^112
+    row_sum[0] += part[0] * unscale;
+    row_sum[1] += part[1] * unscale;
+#pragma unroll
+    for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
+        acc[n][0] *= rescale[0];
+        acc[n][1] *= rescale[0];
+        acc[n][2] *= rescale[1];
+        acc[n][3] *= rescale[1];
+    }
+}
+
 // Layout: element (batch b, head h, row r, column c) of Q and O is at
 // b·q_batch_stride + h·q_head_stride + r·q_row_stride + c; K and V likewise with the kv
 // strides and kv head h / kv_group (grouped-query attention). `scale_log2` = log2(e)/√d.
@@ -244,50 +295,9 @@ __device__ void flash_forward(const u16* __restrict__ q, const u16* __restrict__
             }
         }
 
-        // Online softmax in the log2 domain: p = 2^(s·scale_log2 − max·scale_log2), one FFMA
-        // per score and one ex2 per pair of scores.
 #pragma unroll
         for (int mt = 0; mt < FA_M_TILES; ++mt) {
-            float tile_max[2] = {negative_infinity(), negative_infinity()};
-#pragma unroll
-            for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
-                tile_max[0] = fmaxf(tile_max[0], fmaxf(s[mt][n][0], s[mt][n][1]));
-                tile_max[1] = fmaxf(tile_max[1], fmaxf(s[mt][n][2], s[mt][n][3]));
-            }
-            float rescale[2], offset[2];
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-                const float new_max = fmaxf(row_max[mt][r], tile_max[r]);
-                rescale[r] = fast_exp2((row_max[mt][r] - new_max) * scale_log2);
-                row_max[mt][r] = new_max;
-                row_sum[mt][r] *= rescale[r];
-                offset[r] = new_max * scale_log2;
-            }
-            float part[2] = {0.0f, 0.0f};
-#pragma unroll
-            for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
-                const u32 p0 = exp2_pair<BF16>(fmaf(s[mt][n][0], scale_log2, -offset[0]),
-                                               fmaf(s[mt][n][1], scale_log2, -offset[0]));
-                const u32 p1 = exp2_pair<BF16>(fmaf(s[mt][n][2], scale_log2, -offset[1]),
-                                               fmaf(s[mt][n][3], scale_log2, -offset[1]));
-                part[0] += pair_sum<BF16>(p0);
-                part[1] += pair_sum<BF16>(p1);
-                // The packed pairs travel in s's first two slots (bit patterns).
-                s[mt][n][0] = __uint_as_float(p0);
-                s[mt][n][1] = __uint_as_float(p1);
-            }
-            const float unscale = BF16 ? 1.0f : 5.192296858534828e33f;  // 2^112
-            row_sum[mt][0] += part[0] * unscale;
-            row_sum[mt][1] += part[1] * unscale;
-#pragma unroll
-            for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
-                acc[mt][n][0] *= rescale[0];
-                acc[mt][n][1] *= rescale[0];
-                acc[mt][n][2] *= rescale[1];
-                acc[mt][n][3] *= rescale[1];
-            }
+            online_softmax_step<BF16>(s[mt], acc[mt], row_max[mt], row_sum[mt], scale_log2);
         }
 
         // O += P·V, each V fragment shared by both m-tiles.
@@ -479,45 +489,7 @@ __device__ void flash_forward_wgmma(const u16* __restrict__ q, const u16* __rest
         for (int mt = 0; mt < FA_M_TILES; ++mt) {
             // Groups complete in order: S of m-tile 0, S of m-tile 1, then P·V of m-tile 0.
             wg_wait<1>();
-            float tile_max[2] = {negative_infinity(), negative_infinity()};
-#pragma unroll
-            for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
-                tile_max[0] = fmaxf(tile_max[0], fmaxf(s[mt][n][0], s[mt][n][1]));
-                tile_max[1] = fmaxf(tile_max[1], fmaxf(s[mt][n][2], s[mt][n][3]));
-            }
-            float rescale[2], offset[2];
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-                const float new_max = fmaxf(row_max[mt][r], tile_max[r]);
-                rescale[r] = fast_exp2((row_max[mt][r] - new_max) * scale_log2);
-                row_max[mt][r] = new_max;
-                row_sum[mt][r] *= rescale[r];
-                offset[r] = new_max * scale_log2;
-            }
-            float part[2] = {0.0f, 0.0f};
-#pragma unroll
-            for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
-                const u32 p0 = exp2_pair<BF16>(fmaf(s[mt][n][0], scale_log2, -offset[0]),
-                                               fmaf(s[mt][n][1], scale_log2, -offset[0]));
-                const u32 p1 = exp2_pair<BF16>(fmaf(s[mt][n][2], scale_log2, -offset[1]),
-                                               fmaf(s[mt][n][3], scale_log2, -offset[1]));
-                part[0] += pair_sum<BF16>(p0);
-                part[1] += pair_sum<BF16>(p1);
-                s[mt][n][0] = __uint_as_float(p0);
-                s[mt][n][1] = __uint_as_float(p1);
-            }
-            const float unscale = BF16 ? 1.0f : 5.192296858534828e33f;  // 2^112
-            row_sum[mt][0] += part[0] * unscale;
-            row_sum[mt][1] += part[1] * unscale;
-#pragma unroll
-            for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
-                acc[mt][n][0] *= rescale[0];
-                acc[mt][n][1] *= rescale[0];
-                acc[mt][n][2] *= rescale[1];
-                acc[mt][n][3] *= rescale[1];
-            }
+            online_softmax_step<BF16>(s[mt], acc[mt], row_max[mt], row_sum[mt], scale_log2);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < FA_BLOCK_N / 16; ++kk) {
