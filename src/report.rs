@@ -87,8 +87,7 @@ pub fn render_all(
             Err(e) => eprintln!("warning: chart {} not drawn: {e}", chart.stem),
         }
     }
-    // The inventory becomes the report's appendix: every heading in it moves down one level.
-    let inventory_md = demote_headings(&inventory::render(dataset));
+    let inventory_md = inventory::render(dataset);
     let view = pages::report_view(
         dataset,
         &analysis,
@@ -150,29 +149,5 @@ fn source_date_epoch() -> Result<Option<String>> {
             ))
         }
         Err(_) => Ok(None),
-    }
-}
-
-/// Adds one `#` to every Markdown heading, so a standalone document nests as a section.
-fn demote_headings(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len() + 64);
-    for line in markdown.split_inclusive('\n') {
-        if line.starts_with('#') {
-            out.push('#');
-        }
-        out.push_str(line);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn demote_headings_nests_every_heading_and_keeps_other_lines() {
-        let md = "# Inventory\n\ntext # not a heading\n## Machines\n| a |\n";
-        assert_eq!(
-            super::demote_headings(md),
-            "## Inventory\n\ntext # not a heading\n### Machines\n| a |\n"
-        );
     }
 }

@@ -12,6 +12,7 @@ pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
+/// The inventory as the report's appendix: a level-2 section with level-3 and -4 headings.
 pub fn render(dataset: &Dataset) -> String {
     let mut md = String::new();
     let count =
@@ -20,7 +21,7 @@ pub fn render(dataset: &Dataset) -> String {
     let not_imported = count(|s| matches!(s, FileStatus::NotImported { .. }));
     let unrecognised = count(|s| matches!(s, FileStatus::Unrecognised));
     let failed = count(|s| matches!(s, FileStatus::Failed { .. }));
-    let _ = writeln!(md, "# Inventory\n");
+    let _ = writeln!(md, "## Inventory\n");
     let _ = writeln!(
         md,
         "{} measurements from {} files: {loaded} loaded, {not_imported} recognised with nothing \
@@ -30,7 +31,7 @@ pub fn render(dataset: &Dataset) -> String {
         dataset.warnings.len()
     );
 
-    let _ = writeln!(md, "## Machines\n");
+    let _ = writeln!(md, "### Machines\n");
     let _ = writeln!(
         md,
         "| Machine | Id | CPU | Memory | Accelerator | OS | Frameworks | Measurements |"
@@ -69,7 +70,7 @@ pub fn render(dataset: &Dataset) -> String {
         );
     }
 
-    let _ = writeln!(md, "\n## Measurements per kernel\n");
+    let _ = writeln!(md, "\n### Measurements per kernel\n");
     for key in dataset.machines.keys() {
         // (kernel, framework) → (dtypes, configurations, failed)
         let mut rows: BTreeMap<(String, String), (BTreeSet<String>, usize, usize)> =
@@ -87,7 +88,7 @@ pub fn render(dataset: &Dataset) -> String {
         if rows.is_empty() {
             continue;
         }
-        let _ = writeln!(md, "### {}\n", cell(&key.label));
+        let _ = writeln!(md, "#### {}\n", cell(&key.label));
         let _ = writeln!(
             md,
             "| Kernel | Framework | Precision | Measurements | Failed |"
@@ -104,7 +105,7 @@ pub fn render(dataset: &Dataset) -> String {
         let _ = writeln!(md);
     }
 
-    let _ = writeln!(md, "## Files\n");
+    let _ = writeln!(md, "### Files\n");
     let _ = writeln!(md, "| File | Outcome |");
     let _ = writeln!(md, "|---|---|");
     for f in &dataset.files {
@@ -123,7 +124,7 @@ pub fn render(dataset: &Dataset) -> String {
     }
 
     if !dataset.warnings.is_empty() {
-        let _ = writeln!(md, "\n## Warnings\n");
+        let _ = writeln!(md, "\n### Warnings\n");
         for w in &dataset.warnings {
             let _ = writeln!(
                 md,

@@ -485,10 +485,11 @@ impl PreparedKernel for Layer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const TINY: LayerShape = LayerShape {
+    /// A layer small enough to verify exhaustively in a unit test, with grouped KV heads.
+    pub(crate) const TINY: LayerShape = LayerShape {
         hidden: 64,
         heads: 8,
         kv_heads: 2,

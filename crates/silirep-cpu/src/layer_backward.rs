@@ -510,15 +510,8 @@ impl LayerBackward {
 mod tests {
     use super::*;
     use crate::layer::Layer;
+    use crate::layer::tests::TINY;
     use silirep_core::schema::VerificationStatus;
-
-    const TINY: LayerShape = LayerShape {
-        hidden: 64,
-        heads: 8,
-        kv_heads: 2,
-        head_dim: 8,
-        intermediate: 96,
-    };
 
     fn tiny(tokens: usize) -> LayerBackward {
         let (weights, input) = Layer::weights_and_input(TINY, tokens as u64, 5).unwrap();
