@@ -87,6 +87,10 @@ pub struct MeasureArgs {
     /// 2 standard, 5 full).
     #[arg(long)]
     pub max_time: Option<f64>,
+    /// Seconds each configuration keeps running untimed before timing starts, so clocks have
+    /// settled to their sustained level (default: 0.1 quick, 1 standard, 2 full).
+    #[arg(long)]
+    pub warmup_time: Option<f64>,
     /// Seed for input data.
     #[arg(long, default_value_t = 0x5111_2e9)]
     pub seed: u64,

@@ -90,6 +90,10 @@ pub trait PreparedKernel {
     /// group's time divided evenly; they say so in [`PreparedKernel::details`].
     fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError>;
 
+    /// Called once, right before the timed samples start (after warm-up and verification):
+    /// backends that record what the device was doing while timed start recording here.
+    fn begin_timing(&mut self) {}
+
     /// Runs once more and compares the output with a reference computed independently.
     fn verify(&mut self) -> Result<Verification, KernelError>;
 

@@ -25,6 +25,8 @@ pub struct StoppingRule {
     pub min_samples: usize,
     pub max_samples: usize,
     pub warmup_iterations: u32,
+    /// Untimed running after the warm-up iterations, in seconds.
+    pub warmup_time_s: f64,
 }
 
 impl From<&Settings> for StoppingRule {
@@ -35,6 +37,7 @@ impl From<&Settings> for StoppingRule {
             min_samples: s.min_samples.max(1) as usize,
             max_samples: s.max_samples.max(s.min_samples).max(1) as usize,
             warmup_iterations: s.warmup_iterations,
+            warmup_time_s: s.warmup_time_s,
         }
     }
 }
@@ -133,7 +136,7 @@ fn run_prepared(
     out: &mut Measurement,
 ) -> Result<(), KernelError> {
     // Warm-up: first launches pay for JIT compilation, page faults and clock ramp-up.
-    let warmup = if rule.warmup_iterations > 0 {
+    let mut warmup = if rule.warmup_iterations > 0 {
         kernel.time(rule.warmup_iterations)?
     } else {
         Vec::new()
@@ -155,7 +158,20 @@ fn run_prepared(
         return Ok(());
     }
 
+    // Then, once the output is known to be right, the kernel keeps running for
+    // `warmup_time_s`: a power-capped chip starts at its boost clock and settles lower only
+    // after a few hundred milliseconds of load (an H100 on a large GEMM: 1980 MHz for ~0.3 s,
+    // then ~1500 MHz at its 700 W cap). Timing from a cold start would report a burst rate
+    // that depends on what ran before, not the sustained rate a real workload sees.
+    let warming = Instant::now();
+    while warming.elapsed().as_secs_f64() < rule.warmup_time_s && !stop.load(Ordering::SeqCst) {
+        let estimate_s = warmup.last().copied().unwrap_or(0.0);
+        warmup.extend(kernel.time(rule.next_batch(0, estimate_s))?);
+    }
+    out.warmup_iterations = warmup.len() as u32;
+
     let mut estimate_s = stats::median(&warmup).unwrap_or(0.0);
+    kernel.begin_timing();
     let started = Instant::now();
     let reason = loop {
         if stop.load(Ordering::SeqCst) {
@@ -243,6 +259,10 @@ mod tests {
         wrong: bool,
         fail_prepare: Option<KernelError>,
         stop_after: Option<(usize, &'static AtomicBool)>,
+        /// From this iteration on, every iteration takes this long (a clock that settled).
+        settles: Option<(usize, f64)>,
+        /// Sleep for the scripted time, so wall-clock warm-up sees it pass.
+        real_time: bool,
     }
 
     struct ScriptedKernel<'a> {
@@ -288,7 +308,14 @@ mod tests {
         fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
             let mut out = Vec::new();
             for _ in 0..iterations {
-                out.push(self.parent.times[self.next % self.parent.times.len()]);
+                let t = match self.parent.settles {
+                    Some((from, settled)) if self.next >= from => settled,
+                    _ => self.parent.times[self.next % self.parent.times.len()],
+                };
+                if self.parent.real_time {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(t));
+                }
+                out.push(t);
                 self.next += 1;
                 if let Some((n, flag)) = self.parent.stop_after
                     && self.next >= n
@@ -325,6 +352,7 @@ mod tests {
             min_samples: 10,
             max_samples: 500,
             warmup_iterations: 2,
+            warmup_time_s: 0.0,
         }
     }
 
@@ -334,7 +362,40 @@ mod tests {
             wrong: false,
             fail_prepare: None,
             stop_after: None,
+            settles: None,
+            real_time: false,
         }
+    }
+
+    #[test]
+    fn timed_warm_up_starts_timing_at_the_settled_rate() {
+        // 1 ms per iteration for the first 40 iterations (boost clock), 1.25 ms after.
+        let settling = || Scripted {
+            settles: Some((40, 1.25e-3)),
+            real_time: true,
+            ..scripted(vec![1e-3])
+        };
+        let cold = measure(
+            &mut settling(),
+            &spec(),
+            &rule(),
+            1,
+            &AtomicBool::new(false),
+        );
+        assert_eq!(stats::median(&cold.samples_s), Some(1e-3));
+        let warm_rule = StoppingRule {
+            warmup_time_s: 0.1,
+            ..rule()
+        };
+        let warm = measure(
+            &mut settling(),
+            &spec(),
+            &warm_rule,
+            1,
+            &AtomicBool::new(false),
+        );
+        assert_eq!(stats::median(&warm.samples_s), Some(1.25e-3));
+        assert!(warm.warmup_iterations >= 40, "{}", warm.warmup_iterations);
     }
 
     #[test]

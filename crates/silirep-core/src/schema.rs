@@ -123,6 +123,10 @@ pub struct Settings {
     pub min_samples: u32,
     pub max_samples: u32,
     pub warmup_iterations: u32,
+    /// After the warm-up iterations, the kernel keeps running untimed for this long, so timing
+    /// starts at sustained clocks (absent in files from before it existed: 0).
+    #[serde(default)]
+    pub warmup_time_s: f64,
     /// Command-line selection as given (kernels, dtypes, sizes), for the record.
     pub selection: BTreeMap<String, String>,
 }
@@ -136,6 +140,7 @@ impl Default for Settings {
             min_samples: 10,
             max_samples: 1000,
             warmup_iterations: 3,
+            warmup_time_s: 1.0,
             selection: BTreeMap::new(),
         }
     }

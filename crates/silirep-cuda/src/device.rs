@@ -6,6 +6,7 @@
 
 use crate::host::ElemType;
 use crate::sources::{SOURCES, compilation_unit};
+use crate::telemetry::{Nvml, Reading};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags, CUresult};
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaStream, LaunchConfig, PushKernelArg, result,
@@ -115,6 +116,10 @@ pub struct Gpu {
     functions: HashMap<&'static str, CudaFunction>,
     /// Timing events, reused across calls (creating a thousand per batch is measurable).
     events: std::cell::RefCell<Vec<CudaEvent>>,
+    /// Clock, power and temperature source; `None` where NVML is not available.
+    pub nvml: Option<Nvml>,
+    /// One reading after every timed batch, for the kernel being measured.
+    pub readings: std::cell::RefCell<Vec<Reading>>,
 }
 
 impl Gpu {
@@ -137,12 +142,15 @@ impl Gpu {
         let functions = no_panic("compiling kernels", || {
             compile_all(&ctx, info.compute_capability)
         })??;
+        let nvml = pci_bus_id(&ctx).and_then(|bus| Nvml::open(&bus));
         Ok(Gpu {
             ctx,
             stream,
             info,
             functions,
             events: Default::default(),
+            nvml,
+            readings: Default::default(),
         })
     }
 
@@ -265,12 +273,34 @@ impl Gpu {
         events[iterations as usize]
             .synchronize()
             .map_err(driver_error)?;
+        // Read right after the batch, while the clock is still the one it ran at.
+        if let Some(reading) = self.nvml.as_ref().and_then(Nvml::read) {
+            self.readings.borrow_mut().push(reading);
+        }
         (0..iterations as usize)
             .map(|i| {
                 let ms = events[i].elapsed_ms(&events[i + 1]).map_err(driver_error)?;
                 Ok(ms as f64 * 1e-3 / group as f64)
             })
             .collect()
+    }
+
+    /// Keeps calling `run` for `seconds` of wall time, synchronising every few milliseconds so
+    /// the queue stays short: brings the GPU to its sustained (power-capped) clock before
+    /// something is timed or ranked.
+    pub fn run_for(
+        &self,
+        seconds: f64,
+        mut run: impl FnMut() -> Result<(), KernelError>,
+    ) -> Result<(), KernelError> {
+        let start = std::time::Instant::now();
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..4 {
+                run()?;
+            }
+            self.stream.synchronize().map_err(driver_error)?;
+        }
+        Ok(())
     }
 
     /// How many launches to time as one sample: enough to span ~100 µs, because a single
@@ -341,6 +371,25 @@ fn read_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo, OpenError> {
         nvrtc_version: format!("{major}.{minor}"),
         cublaslt_version: format!("{}.{}.{}", lt / 10000, (lt / 100) % 100, lt % 100),
     })
+}
+
+/// The device's PCI address (`0000:00:05.0`), which NVML looks devices up by.
+fn pci_bus_id(ctx: &Arc<CudaContext>) -> Option<String> {
+    let mut buffer = [0 as std::ffi::c_char; 32];
+    // SAFETY: writes a NUL-terminated string of at most `len` bytes into the buffer.
+    let status = unsafe {
+        cudarc::driver::sys::cuDeviceGetPCIBusId(
+            buffer.as_mut_ptr(),
+            buffer.len() as i32,
+            ctx.cu_device(),
+        )
+    };
+    if status != CUresult::CUDA_SUCCESS {
+        return None;
+    }
+    // SAFETY: the driver NUL-terminated it within the buffer.
+    let text = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
+    Some(text.to_string_lossy().into_owned())
 }
 
 /// `NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu ...` → `580.159.04`.

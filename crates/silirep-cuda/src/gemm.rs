@@ -25,6 +25,8 @@ use std::ffi::c_void;
 
 const WORKSPACE_BYTES: usize = 64 << 20;
 const CANDIDATES: usize = 8;
+/// How long the GEMM kernel runs its first candidate before ranking them all.
+const AUTOTUNE_SETTLE_S: f64 = 0.3;
 
 /// The cuBLASLt handle and its workspace, shared by every plan.
 pub struct Blas {
@@ -347,26 +349,39 @@ impl MatmulPlan {
         .map_err(blas_error)
     }
 
-    /// Times each heuristic candidate on these operands and keeps the fastest.
+    /// Times each heuristic candidate on these operands and keeps the fastest. The candidates
+    /// take turns, round after round, and each is ranked by its median over the rounds: the
+    /// GPU's clock drifts while they are timed (it falls from boost to the power-capped level
+    /// within a fraction of a second), and timing them one after another would favour
+    /// whichever ran first.
     pub fn autotune(&mut self, gpu: &Gpu, a: u64, b: u64, c: u64) -> Result<(), KernelError> {
+        const ROUNDS: usize = 5;
         if self.heuristics.len() == 1 {
             return Ok(());
         }
-        let mut best = (f64::INFINITY, 0);
-        for index in 0..self.heuristics.len() {
-            self.algo = Some(self.heuristics[index].algo);
-            // One launch to warm the kernel, then the best of three.
-            if self.run(a, b, c).is_err() {
-                continue;
-            }
-            let times = gpu.time(3, 1, || self.run(a, b, c))?;
-            let t = times.iter().cloned().fold(f64::INFINITY, f64::min);
-            if t < best.0 {
-                best = (t, index);
+        // `None` once a candidate failed to launch here (workspace, alignment): left out.
+        let mut rounds: Vec<Option<Vec<f64>>> = vec![Some(Vec::new()); self.heuristics.len()];
+        for _ in 0..ROUNDS {
+            for (index, slot) in rounds.iter_mut().enumerate() {
+                let Some(times) = slot else { continue };
+                self.algo = Some(self.heuristics[index].algo);
+                if self.run(a, b, c).is_err() {
+                    *slot = None;
+                    continue;
+                }
+                let best_of_two = gpu.time(2, 1, || self.run(a, b, c))?;
+                times.push(best_of_two.iter().cloned().fold(f64::INFINITY, f64::min));
             }
         }
-        self.chosen = best.1;
-        self.algo = Some(self.heuristics[best.1].algo);
+        let ranked = rounds
+            .iter()
+            .enumerate()
+            .filter_map(|(index, times)| {
+                Some((silirep_core::stats::median(times.as_ref()?)?, index))
+            })
+            .min_by(|x, y| x.0.total_cmp(&y.0));
+        self.chosen = ranked.map_or(0, |(_, index)| index);
+        self.algo = Some(self.heuristics[self.chosen].algo);
         Ok(())
     }
 
@@ -455,6 +470,9 @@ impl<'a> Gemm<'a> {
         gpu.fill(b.ptr, (n * k) as usize, types.input, 1.0, seed ^ 0xb)?;
         let blas = Blas::new(gpu)?;
         let mut plan = MatmulPlan::new(gpu, &blas, GemmShape::single(m, n, k, true), types)?;
+        // Rank the candidates at the clock they will be timed at: a large GEMM drives the GPU
+        // to its power cap, and an algorithm that wins at boost clock may not win there.
+        gpu.run_for(AUTOTUNE_SETTLE_S, || plan.run(a.ptr, b.ptr, c.ptr))?;
         plan.autotune(gpu, a.ptr, b.ptr, c.ptr)?;
         let group = gpu.group_for(|| plan.run(a.ptr, b.ptr, c.ptr))?;
         Ok(Gemm {

@@ -18,6 +18,7 @@ pub mod layer_backward;
 pub mod sources;
 pub mod suite;
 pub mod sweep;
+pub mod telemetry;
 
 pub use device::OpenError;
 
@@ -75,6 +76,9 @@ impl Backend for CudaBackend {
                 details.insert(key.into(), v.to_string());
             }
         }
+        if let Some(watts) = self.gpu.nvml.as_ref().and_then(|n| n.power_limit_w()) {
+            details.insert("power_limit_w".into(), format!("{watts:.0}"));
+        }
         Some(Accelerator {
             name: i.name.clone(),
             vendor: "NVIDIA".into(),
@@ -112,7 +116,8 @@ impl Backend for CudaBackend {
         seed: u64,
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
         let gpu = &self.gpu;
-        Ok(match spec {
+        gpu.readings.borrow_mut().clear();
+        let kernel: Box<dyn PreparedKernel + 'a> = match spec {
             KernelSpec::Gemm { m, n, k, dtype } => {
                 Box::new(gemm::Gemm::prepare(gpu, *m, *n, *k, *dtype, seed)?)
             }
@@ -196,7 +201,45 @@ impl Backend for CudaBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
-        })
+        };
+        Ok(Box::new(Monitored {
+            kernel,
+            gpu,
+            timed_from: None,
+        }))
+    }
+}
+
+/// A kernel whose details also say what the GPU's clock, power and temperature were while
+/// its samples were timed (see [`telemetry`]).
+struct Monitored<'a> {
+    kernel: Box<dyn PreparedKernel + 'a>,
+    gpu: &'a Gpu,
+    /// Index of the first reading taken while timed.
+    timed_from: Option<usize>,
+}
+
+impl PreparedKernel for Monitored<'_> {
+    fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
+        self.kernel.time(iterations)
+    }
+
+    fn begin_timing(&mut self) {
+        self.timed_from = Some(self.gpu.readings.borrow().len());
+        self.kernel.begin_timing();
+    }
+
+    fn verify(&mut self) -> Result<silirep_core::schema::Verification, KernelError> {
+        self.kernel.verify()
+    }
+
+    fn details(&self) -> BTreeMap<String, String> {
+        let mut details = self.kernel.details();
+        if let Some(from) = self.timed_from {
+            let readings = self.gpu.readings.borrow();
+            details.extend(telemetry::summarize(&readings[from.min(readings.len())..]));
+        }
+        details
     }
 }
 

@@ -24,6 +24,7 @@ fn rule() -> StoppingRule {
         min_samples: 6,
         max_samples: 50,
         warmup_iterations: 2,
+        warmup_time_s: 0.0,
     }
 }
 

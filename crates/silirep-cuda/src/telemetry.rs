@@ -1,0 +1,240 @@
+//! What the GPU's clock, power draw and temperature were while a kernel was timed, read
+//! through NVML (libnvidia-ml, opened at run time like every other NVIDIA library here).
+//!
+//! Why it is recorded: a data-center GPU on a large GEMM runs into its power cap within a
+//! fraction of a second and lowers its clock (an H100 SXM: 1980 MHz boost, ~1500 MHz at
+//! 700 W), so the same kernel is ~25% slower sustained than in a burst. A result file that
+//! says which clock its samples ran at, and what limited it, can be compared honestly.
+//!
+//! Telemetry is optional: where NVML cannot be opened (a container without the library, a
+//! driver without a symbol) measurements go on and simply carry no readings.
+
+use libloading::Library;
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_uint, c_ulonglong, c_void};
+
+type NvmlReturn = c_uint;
+type Device = *mut c_void;
+const NVML_SUCCESS: NvmlReturn = 0;
+const NVML_CLOCK_SM: c_uint = 1;
+const NVML_TEMPERATURE_GPU: c_uint = 0;
+
+/// The clock-event ("throttle") reason bits of `nvml.h`, with the names reports use.
+/// The idle bit is left out: between timing batches the GPU is briefly idle by design.
+const REASONS: [(u64, &str); 8] = [
+    (0x2, "application clock setting"),
+    (0x4, "software power cap"),
+    (0x8, "hardware slowdown"),
+    (0x10, "sync boost"),
+    (0x20, "software thermal slowdown"),
+    (0x40, "hardware thermal slowdown"),
+    (0x80, "hardware power brake"),
+    (0x100, "display clock setting"),
+];
+
+/// One reading, taken right after a timed batch finished.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub sm_clock_mhz: u32,
+    pub power_w: f64,
+    pub temperature_c: u32,
+    /// `nvmlClocksEventReasons` bits active at that moment.
+    pub reasons: u64,
+}
+
+pub struct Nvml {
+    device: Device,
+    clock: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn,
+    power: unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn,
+    temperature: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn,
+    reasons: unsafe extern "C" fn(Device, *mut c_ulonglong) -> NvmlReturn,
+    power_limit: unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn,
+    /// Keeps the function pointers above valid; dropped last.
+    _library: Library,
+}
+
+impl Nvml {
+    /// Opens NVML for the GPU at `pci_bus_id` (as `cuDeviceGetPCIBusId` writes it, which
+    /// identifies the same GPU whatever order CUDA and NVML enumerate devices in).
+    /// `None` when NVML is not there or does not know the device.
+    pub fn open(pci_bus_id: &str) -> Option<Nvml> {
+        // SAFETY: libnvidia-ml's initialisers only register the library.
+        let library = unsafe { Library::new("libnvidia-ml.so.1") }.ok()?;
+        // SAFETY: every symbol is looked up with its documented signature (nvml.h); the
+        // pointers are used only while `library` is alive (it is stored beside them).
+        unsafe {
+            let init = *library
+                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlInit_v2\0")
+                .ok()?;
+            let by_bus = *library
+                .get::<unsafe extern "C" fn(*const c_char, *mut Device) -> NvmlReturn>(
+                    b"nvmlDeviceGetHandleByPciBusId_v2\0",
+                )
+                .ok()?;
+            // The reasons query was renamed in driver 535; older drivers have the old name.
+            let reasons = library
+                .get(b"nvmlDeviceGetCurrentClocksEventReasons\0")
+                .or_else(|_| library.get(b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
+                .map(|s| *s)
+                .ok()?;
+            let clock = *library.get(b"nvmlDeviceGetClockInfo\0").ok()?;
+            let power = *library.get(b"nvmlDeviceGetPowerUsage\0").ok()?;
+            let temperature = *library.get(b"nvmlDeviceGetTemperature\0").ok()?;
+            let power_limit = *library.get(b"nvmlDeviceGetEnforcedPowerLimit\0").ok()?;
+            if init() != NVML_SUCCESS {
+                return None;
+            }
+            let bus = CString::new(pci_bus_id).ok()?;
+            let mut device: Device = std::ptr::null_mut();
+            if by_bus(bus.as_ptr(), &mut device) != NVML_SUCCESS {
+                return None;
+            }
+            Some(Nvml {
+                device,
+                clock,
+                power,
+                temperature,
+                reasons,
+                power_limit,
+                _library: library,
+            })
+        }
+    }
+
+    /// The GPU's state now; `None` if any query fails.
+    pub fn read(&self) -> Option<Reading> {
+        let (mut clock, mut milliwatts, mut celsius, mut reasons) = (0, 0, 0, 0);
+        // SAFETY: `device` came from NVML; each call writes one integer of the given type.
+        let ok = unsafe {
+            (self.clock)(self.device, NVML_CLOCK_SM, &mut clock) == NVML_SUCCESS
+                && (self.power)(self.device, &mut milliwatts) == NVML_SUCCESS
+                && (self.temperature)(self.device, NVML_TEMPERATURE_GPU, &mut celsius)
+                    == NVML_SUCCESS
+                && (self.reasons)(self.device, &mut reasons) == NVML_SUCCESS
+        };
+        ok.then_some(Reading {
+            sm_clock_mhz: clock,
+            power_w: milliwatts as f64 / 1000.0,
+            temperature_c: celsius,
+            reasons,
+        })
+    }
+
+    /// The power limit the driver enforces, in watts.
+    pub fn power_limit_w(&self) -> Option<f64> {
+        let mut milliwatts = 0;
+        // SAFETY: as in `read`.
+        let ok = unsafe { (self.power_limit)(self.device, &mut milliwatts) } == NVML_SUCCESS;
+        ok.then_some(milliwatts as f64 / 1000.0)
+    }
+}
+
+/// Names of the limiting reasons set in `mask`, idle left out.
+pub fn reason_names(mask: u64) -> Vec<&'static str> {
+    REASONS
+        .iter()
+        .filter(|(bit, _)| mask & bit != 0)
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+/// The readings taken while a kernel was timed, as result-file details: the SM clock's
+/// median and range, power, peak temperature, and every limiting reason seen.
+pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
+    let mut details = BTreeMap::new();
+    if readings.is_empty() {
+        return details;
+    }
+    let median_of = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        }
+    };
+    let clocks: Vec<f64> = readings.iter().map(|r| r.sm_clock_mhz as f64).collect();
+    let (low, high) = clocks.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &c| {
+        (lo.min(c), hi.max(c))
+    });
+    details.insert(
+        "sm_clock_mhz".into(),
+        format!(
+            "median {:.0}, range {low:.0}–{high:.0} ({} while timed)",
+            median_of(clocks.clone()),
+            match readings.len() {
+                1 => "1 reading".to_string(),
+                n => format!("{n} readings"),
+            }
+        ),
+    );
+    let power: Vec<f64> = readings.iter().map(|r| r.power_w).collect();
+    let peak = power.iter().cloned().fold(0.0, f64::max);
+    details.insert(
+        "power_w".into(),
+        format!("median {:.0}, max {peak:.0}", median_of(power)),
+    );
+    let hottest = readings.iter().map(|r| r.temperature_c).max().unwrap_or(0);
+    details.insert("temperature_max_c".into(), hottest.to_string());
+    let seen = readings.iter().fold(0u64, |mask, r| mask | r.reasons);
+    let names = reason_names(seen);
+    details.insert(
+        "clock_limited_by".into(),
+        if names.is_empty() {
+            "nothing (no limiting reason reported)".into()
+        } else {
+            names.join(", ")
+        },
+    );
+    details
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(clock: u32, power_w: f64, reasons: u64) -> Reading {
+        Reading {
+            sm_clock_mhz: clock,
+            power_w,
+            temperature_c: 55 + clock / 500,
+            reasons,
+        }
+    }
+
+    #[test]
+    fn summary_names_the_power_cap_and_the_clock_range() {
+        let readings = [
+            reading(1980, 320.0, 0x0),
+            reading(1500, 699.0, 0x4),
+            reading(1470, 701.4, 0x4 | 0x1),
+        ];
+        let d = summarize(&readings);
+        assert_eq!(
+            d["sm_clock_mhz"],
+            "median 1500, range 1470–1980 (3 readings while timed)"
+        );
+        assert_eq!(d["power_w"], "median 699, max 701");
+        assert_eq!(d["temperature_max_c"], "58");
+        // The idle bit (0x1) is not a limit worth reporting.
+        assert_eq!(d["clock_limited_by"], "software power cap");
+    }
+
+    #[test]
+    fn no_readings_no_details() {
+        assert!(summarize(&[]).is_empty());
+        assert_eq!(reason_names(0x1), Vec::<&str>::new());
+        assert_eq!(
+            reason_names(0x20 | 0x40),
+            vec!["software thermal slowdown", "hardware thermal slowdown"]
+        );
+    }
+
+    #[test]
+    fn opening_an_unknown_bus_is_none_not_a_panic() {
+        // Without NVML (CI) this is None because the library is missing; with it, because no
+        // GPU sits at this bus address.
+        assert!(Nvml::open("ffff:ff:1f.7").is_none());
+    }
+}
