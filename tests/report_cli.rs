@@ -358,3 +358,38 @@ fn source_date_epoch_dates_the_report_on_request() {
         stderr(&out)
     );
 }
+
+/// A GPU run's clock telemetry reaches its machine page: the column appears, with the clock
+/// and the limit, only when some measurement recorded one.
+#[test]
+fn machine_page_shows_the_clock_while_timed() {
+    let run = std::fs::read_to_string(fixture("native-ok/run.json")).unwrap();
+    let page = |run: &str| {
+        let results = tempfile::tempdir().unwrap();
+        std::fs::write(results.path().join("run.json"), run).unwrap();
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = report_into(
+            results.path().to_str().unwrap(),
+            out_dir.path(),
+            &["--strict"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(out_dir.path().join("machines/test-box-1234abcd.md")).unwrap()
+    };
+    let without = page(&run);
+    assert!(!without.contains("Clock while timed"), "{without}");
+    let with = page(&run.replacen(
+        "\"details\": {}",
+        r#""details": { "sm_clock_mhz": "median 1245, range 1230–1410 (5 readings while timed)", "clock_limited_by": "software power cap" }"#,
+        1,
+    ));
+    assert!(
+        with.contains("| Status | Clock while timed | Source |"),
+        "{with}"
+    );
+    assert!(
+        with.contains("| verified | 1245 MHz, software power cap |"),
+        "{with}"
+    );
+    assert!(with.contains("| verified | — |"), "{with}");
+}

@@ -108,6 +108,7 @@ impl RecordBuilder<'_, '_> {
             run_id: None,
             source: self.file.provenance(json_path),
             notes: Vec::new(),
+            clock: None,
             reported: BTreeMap::new(),
         }
     }

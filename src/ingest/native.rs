@@ -104,6 +104,7 @@ impl Importer for NativeRun {
                 run_id: Some(run.run_id.clone()),
                 source: file.provenance(&json_path),
                 notes: Vec::new(),
+                clock: clock_while_timed(&m.details),
                 reported: Default::default(),
             });
         }
@@ -111,9 +112,69 @@ impl Importer for NativeRun {
     }
 }
 
+/// `1245 MHz, software power cap` from the CUDA backend's telemetry details (`sm_clock_mhz`
+/// is `median 1245, range …`; `clock_limited_by` names the limits or says `nothing …`).
+/// `None` when the run recorded no clock.
+fn clock_while_timed(details: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let median = details
+        .get("sm_clock_mhz")?
+        .strip_prefix("median ")?
+        .split(',')
+        .next()?
+        .trim()
+        .parse::<u32>()
+        .ok()?;
+    Some(match details.get("clock_limited_by") {
+        Some(limits) if !limits.starts_with("nothing") => format!("{median} MHz, {limits}"),
+        _ => format!("{median} MHz"),
+    })
+}
+
 fn error_kind_name(kind: silirep_core::schema::ErrorKind) -> String {
     serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_while_timed;
+    use std::collections::BTreeMap;
+
+    fn details(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn clock_reads_the_median_and_names_real_limits_only() {
+        let capped = details(&[
+            (
+                "sm_clock_mhz",
+                "median 1245, range 1230–1410 (5 readings while timed)",
+            ),
+            ("clock_limited_by", "software power cap"),
+        ]);
+        assert_eq!(
+            clock_while_timed(&capped).as_deref(),
+            Some("1245 MHz, software power cap")
+        );
+        let free = details(&[
+            (
+                "sm_clock_mhz",
+                "median 1980, range 1980–1980 (1 reading while timed)",
+            ),
+            ("clock_limited_by", "nothing (no limiting reason reported)"),
+        ]);
+        assert_eq!(clock_while_timed(&free).as_deref(), Some("1980 MHz"));
+        // CPU runs and files from before telemetry have no clock; garbage is not one either.
+        assert_eq!(clock_while_timed(&details(&[])), None);
+        assert_eq!(
+            clock_while_timed(&details(&[("sm_clock_mhz", "fast")])),
+            None
+        );
+    }
 }

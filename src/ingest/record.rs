@@ -71,6 +71,9 @@ pub struct Record {
     /// Assumptions made while importing (a dtype the source did not state, ...), shown with
     /// the record so nobody mistakes them for data.
     pub notes: Vec<String>,
+    /// What the accelerator's clock was while the samples were taken, where the source
+    /// recorded it (silirep's CUDA backend reads NVML): `1245 MHz, software power cap`.
+    pub clock: Option<String>,
     /// Rates the source itself reported (`tflops`, `bandwidth_gbs`), kept to cross-check ours.
     pub reported: BTreeMap<String, f64>,
 }

@@ -163,6 +163,7 @@ mod tests {
                 json_path: "$.measurements[0]".into(),
             },
             notes: vec![],
+            clock: None,
             reported: Default::default(),
         }
     }

@@ -202,6 +202,8 @@ pub struct MachinePageView {
     pub machine: MachineView,
     pub rooflines: Vec<RooflineView>,
     pub measurements: Vec<MeasurementView>,
+    /// Whether any measurement recorded its accelerator clock (adds a column).
+    pub has_clock: bool,
 }
 
 #[derive(Serialize)]
@@ -214,6 +216,8 @@ pub struct MeasurementView {
     pub time: String,
     pub n: String,
     pub status: String,
+    /// The accelerator clock while timed, and what limited it; "—" where not recorded.
+    pub clock: String,
     pub source: String,
 }
 
@@ -663,10 +667,12 @@ pub fn machine_page_view(
                 None if r.verification == "not_reported" => "not verified by source".into(),
                 None => r.verification.clone(),
             }),
+            clock: cell(r.clock.as_deref().unwrap_or("—")),
             source: cell(&format!("{} {}", r.source.file, r.source.json_path)),
         })
-        .collect();
+        .collect::<Vec<_>>();
     MachinePageView {
+        has_clock: measurements.iter().any(|m| m.clock != "—"),
         machine,
         rooflines,
         measurements,
