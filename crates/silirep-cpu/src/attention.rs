@@ -4,14 +4,19 @@
 //! Fused: blocks of query rows walk blocks of keys with an online softmax (running max and
 //! sum, FlashAttention's recurrence), so the S×S score matrix never exists in memory.
 
-use crate::common::{Rng, matmul_f32, random_f32, time_each, try_alloc};
+use crate::common::{Rng, matmul_f32, matmul_f32_accumulate, random_f32, time_each, try_alloc};
+use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
 use silirep_core::{AttentionImpl, KernelError, PreparedKernel};
 use std::collections::BTreeMap;
 
-const BLOCK: usize = 64;
+/// Query rows per fused task.
+const BLOCK: usize = 256;
+/// Keys per fused step: wide enough that each step's two GEMMs amortise the GEMM library's
+/// per-call packing, small enough that the BLOCK×KEY_BLOCK score tile (64 KiB) stays in L2.
+const KEY_BLOCK: usize = 256;
 
 pub struct Attention {
     implementation: AttentionImpl,
@@ -100,24 +105,20 @@ impl Attention {
             AttentionImpl::Fused => {
                 let out = &mut self.out;
                 self.pool.install(|| {
-                    out.par_chunks_mut(BLOCK * d)
+                    // Heads, then blocks of BLOCK query rows within each head (the last
+                    // block of a head may be shorter): any sequence length works.
+                    out.par_chunks_mut(s * d)
                         .enumerate()
-                        .for_each(|(blk, o)| {
-                            let blocks_per_head = s.div_ceil(BLOCK);
-                            let (h, qb) = (blk / blocks_per_head, blk % blocks_per_head);
-                            // Chunks of BLOCK rows never straddle heads when s is a multiple of
-                            // BLOCK; the suite only uses such lengths, and prepare() enforces it.
-                            let head = h * s * d;
-                            let rows = o.len() / d;
-                            let q_blk = &q[head + qb * BLOCK * d..][..rows * d];
-                            fused_block(
-                                o,
-                                q_blk,
-                                &k[head..head + s * d],
-                                &v[head..head + s * d],
-                                d,
-                                scale,
-                            );
+                        .for_each(|(h, o_head)| {
+                            let head = h * s * d..(h + 1) * s * d;
+                            let (q_head, k_head, v_head) =
+                                (&q[head.clone()], &k[head.clone()], &v[head]);
+                            o_head
+                                .par_chunks_mut(BLOCK * d)
+                                .zip(q_head.par_chunks(BLOCK * d))
+                                .for_each(|(o, q_blk)| {
+                                    fused_block(o, q_blk, k_head, v_head, d, scale)
+                                });
                         })
                 });
             }
@@ -156,54 +157,40 @@ impl Attention {
 }
 
 fn softmax_in_place(row: &mut [f32], scale: f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x)) * scale;
-    let mut total = 0.0f32;
-    for x in row.iter_mut() {
-        *x = (*x * scale - max).exp();
-        total += *x;
-    }
-    let inv = 1.0 / total;
+    let max = softmax::row_max(row) * scale;
+    let inv = 1.0 / softmax::exp_shifted_sum(row, scale, max);
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
 /// Online-softmax attention for a block of query rows against all keys, one key block at a
-/// time (scores live only in a BLOCK×BLOCK tile).
+/// time (scores live only in a BLOCK×KEY_BLOCK tile).
 fn fused_block(o: &mut [f32], q: &[f32], k: &[f32], v: &[f32], d: usize, scale: f32) {
     let rows = q.len() / d;
     let keys = k.len() / d;
     let mut max = vec![f32::NEG_INFINITY; rows];
     let mut sum = vec![0.0f32; rows];
-    let mut tile = vec![0.0f32; rows * BLOCK];
-    let mut pv = vec![0.0f32; rows * d];
-    let mut correction = vec![0.0f32; rows];
+    let mut tile = vec![0.0f32; rows * KEY_BLOCK];
     o.fill(0.0);
-    for kb in (0..keys).step_by(BLOCK) {
-        let cols = BLOCK.min(keys - kb);
+    for kb in (0..keys).step_by(KEY_BLOCK) {
+        let cols = KEY_BLOCK.min(keys - kb);
         let kt = &k[kb * d..(kb + cols) * d];
         let vt = &v[kb * d..(kb + cols) * d];
         matmul_f32(&mut tile, q, kt, (rows, cols, d), true, 1);
         for r in 0..rows {
             let t = &mut tile[r * cols..(r + 1) * cols];
-            let tile_max = t.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x)) * scale;
-            let new_max = max[r].max(tile_max);
-            correction[r] = (max[r] - new_max).exp();
-            let mut tile_sum = 0.0f32;
-            for x in t.iter_mut() {
-                *x = (*x * scale - new_max).exp();
-                tile_sum += *x;
-            }
-            sum[r] = sum[r] * correction[r] + tile_sum;
+            let new_max = max[r].max(softmax::row_max(t) * scale);
+            let correction = softmax::exp(max[r] - new_max);
+            sum[r] = sum[r] * correction + softmax::exp_shifted_sum(t, scale, new_max);
             max[r] = new_max;
-        }
-        // P·V of the tile as one small GEMM (the library's vectorised kernel), then the
-        // running output rescaled by each row's max correction and the tile added.
-        matmul_f32(&mut pv, &tile[..rows * cols], vt, (rows, d, cols), false, 1);
-        for r in 0..rows {
-            let orow = &mut o[r * d..(r + 1) * d];
-            for (x, p) in orow.iter_mut().zip(&pv[r * d..(r + 1) * d]) {
-                *x = *x * correction[r] + p;
+            // The running output is rescaled to the new max before this tile's P·V is added;
+            // once a row's max has settled there is nothing to do.
+            if correction != 1.0 {
+                o[r * d..(r + 1) * d]
+                    .iter_mut()
+                    .for_each(|x| *x *= correction);
             }
         }
+        matmul_f32_accumulate(o, &tile[..rows * cols], vt, (rows, d, cols));
     }
     for r in 0..rows {
         let inv = 1.0 / sum[r];
@@ -238,21 +225,12 @@ impl PreparedKernel for Attention {
     fn details(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("threads".into(), self.threads.to_string()),
-            ("tile".into(), format!("{BLOCK}×{BLOCK}")),
+            ("tile".into(), format!("{BLOCK} queries × {KEY_BLOCK} keys")),
         ])
     }
 }
 
 /// Fused attention walks query blocks that must not straddle heads.
-pub fn check_shape(implementation: AttentionImpl, seq: u64) -> Result<(), KernelError> {
-    if implementation == AttentionImpl::Fused && !seq.is_multiple_of(BLOCK as u64) {
-        return Err(KernelError::Unsupported(format!(
-            "fused CPU attention needs seq_len divisible by {BLOCK}, got {seq}"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,7 +243,18 @@ mod tests {
             let v = a.verify().unwrap();
             assert_eq!(v.status, VerificationStatus::Passed, "{imp:?} {v:?}");
         }
-        assert!(check_shape(AttentionImpl::Fused, 100).is_err());
+        // A length that is no multiple of the block sizes: a short last block of queries
+        // and of keys.
+        let mut odd = Attention::prepare(AttentionImpl::Fused, 2, 300, 32, 2, 5).unwrap();
+        let v = odd.verify().unwrap();
+        assert_eq!(v.status, VerificationStatus::Passed, "seq 300 {v:?}");
+        for (h, i) in [(0, 0), (1, 255), (1, 256), (1, 299)] {
+            let expected = odd.reference_row(h, i);
+            let actual = &odd.out[(h * 300 + i) * 32..][..32];
+            for (a, e) in actual.iter().zip(&expected) {
+                assert!((*a as f64 - e).abs() < 1e-4, "head {h} row {i}: {a} vs {e}");
+            }
+        }
         assert!(Attention::prepare(AttentionImpl::Unspecified, 1, 64, 16, 1, 5).is_err());
     }
 }

@@ -67,7 +67,7 @@ pub fn matmul_f32_lhs_transposed(
 ) {
     assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
     // SAFETY: the slices cover every index the strides reach (asserted above).
-    unsafe { gemm_f32_strided(c, n, a, (m, 1), b, (1, n), (m, n, k), threads) }
+    unsafe { gemm_f32_strided(c, n, a, (m, 1), b, (1, n), (m, n, k), false, threads) }
 }
 
 /// Row-major `c[m×n] = a[m×k] · b`, where `b` is `[k×n]` or, with `b_transposed`, `[n×k]`.
@@ -97,14 +97,29 @@ pub fn matmul_f32(
                 &b[j0 * b_strides.0..],
                 b_strides,
                 (m, width, k),
+                false,
                 threads,
             )
         }
     }
 }
 
-/// `c = a · b` for row-major `c` with row stride `c_row_stride`; `a` and `b` are given by
-/// their (column, row) strides, so transposed operands cost nothing.
+/// Row-major `c[m×n] += a[m×k] · b[k×n]`, single-threaded: the fused attention's
+/// `O += P·V`, accumulated in place instead of through a temporary.
+pub fn matmul_f32_accumulate(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the slices cover every index the strides reach (asserted above).
+    unsafe { gemm_f32_strided(c, n, a, (1, k), b, (1, n), (m, n, k), true, 1) }
+}
+
+/// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `c` with row stride
+/// `c_row_stride`; `a` and `b` are given by their (column, row) strides, so transposed
+/// operands cost nothing.
 ///
 /// # Safety
 /// Every index the shape and strides reach must lie inside the slices.
@@ -117,6 +132,7 @@ unsafe fn gemm_f32_strided(
     b: &[f32],
     (b_cs, b_rs): (usize, usize),
     (m, n, k): (usize, usize, usize),
+    accumulate: bool,
     threads: usize,
 ) {
     // SAFETY: the caller guarantees the bounds; `c` is borrowed mutably, so it does not
@@ -129,14 +145,15 @@ unsafe fn gemm_f32_strided(
             c.as_mut_ptr(),
             1,
             c_row_stride as isize,
-            false,
+            accumulate,
             a.as_ptr(),
             a_cs as isize,
             a_rs as isize,
             b.as_ptr(),
             b_cs as isize,
             b_rs as isize,
-            0.0,
+            // dst = alpha·dst + beta·a·b, dst read only when accumulating.
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
