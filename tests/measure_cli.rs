@@ -184,3 +184,46 @@ fn unknown_selection_is_explained() {
     );
     assert!(stderr.contains("available kernels: "), "{stderr}");
 }
+
+#[test]
+fn timing_options_out_of_range_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    for (flag, value, expected) in [
+        (
+            "--warmup-time",
+            "-1",
+            "--warmup-time must be a finite number ≥ 0, got -1",
+        ),
+        (
+            "--warmup-time",
+            "inf",
+            "--warmup-time must be a finite number ≥ 0, got inf",
+        ),
+        (
+            "--max-time",
+            "0",
+            "--max-time must be a finite number > 0, got 0",
+        ),
+        (
+            "--target-ci",
+            "NaN",
+            "--target-ci must be a finite number > 0, got NaN",
+        ),
+    ] {
+        let result = bin()
+            .args([
+                "measure",
+                "--backend",
+                "cpu",
+                &format!("{flag}={value}"),
+                "--out",
+            ])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(expected), "{flag} {value}: {stderr}");
+    }
+    assert!(run_files(out.path()).is_empty(), "nothing written");
+}

@@ -12,6 +12,10 @@ rounds=${2:-4}
 work=${3:-$(mktemp -d)}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
+if [[ -n $(ls -A "$work") ]]; then
+    echo "cuda_gemm_rounds.sh: $work is not empty; give a fresh directory" >&2
+    exit 2
+fi
 
 for round in $(seq 1 "$rounds"); do
     if ((round % 2)); then order="silirep torch"; else order="torch silirep"; fi
@@ -38,6 +42,9 @@ for r in range(1, rounds + 1):
     torch_rows = {row["name"]: row for row in json.load(open(f"{work}/round{r}-torch.json"))["rows"]}
     for m in run["measurements"]:
         dtype = m["params"]["dtype"]
+        if m["error"] or not m["samples_s"]:
+            print(f"{r:>5} {dtype:>5} silirep failed: {m['error']}")
+            continue
         ours = statistics.median(m["samples_s"]) * 1e3
         theirs = torch_rows[f"gemm_{dtype}"]["median_ms"]
         ratios[dtype].append(theirs / ours)
@@ -45,6 +52,8 @@ for r in range(1, rounds + 1):
         limit = m["details"].get("clock_limited_by", "n/a")
         print(f"{r:>5} {dtype:>5} {ours:10.4f} {theirs:9.4f} {theirs / ours:6.3f}  {clock} / {limit}")
 for dtype, values in ratios.items():
+    if not values:
+        continue
     print(f"{dtype}: median ratio {statistics.median(values):.3f} over {len(values)} rounds "
           f"(min {min(values):.3f}, max {max(values):.3f}); > 1 means silirep is faster")
 EOF

@@ -6,7 +6,8 @@ warm-up), so docs/PERFORMANCE.md can put the two side by side.
 Work is counted with silirep's formulas (silirep-core/src/kernels.rs): GEMM 2·m·n·k FLOPs;
 copy moves 2·N bytes (read + write), a sum reads N bytes; attention 4·b·h·s²·d FLOPs.
 
-Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json]
+Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json] [--only gemm,bandwidth,...]
+       [--gemm-sizes 4096,8192] [--warmup-time SECONDS]
 """
 
 import argparse

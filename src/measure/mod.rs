@@ -28,6 +28,7 @@ pub enum Outcome {
 }
 
 pub fn run(args: &MeasureArgs) -> Result<Outcome> {
+    check_timing_args(args)?;
     let suite = match args.suite {
         crate::cli::SuiteArg::Quick => Suite::Quick,
         crate::cli::SuiteArg::Standard => Suite::Standard,
@@ -144,6 +145,26 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     } else {
         Outcome::Completed
     })
+}
+
+/// The timing options become numbers in the result file and loop bounds in the harness: a
+/// negative, infinite or NaN value would hang the run or write a file its own schema rejects.
+fn check_timing_args(args: &MeasureArgs) -> Result<()> {
+    let checks = [
+        ("--target-ci", Some(args.target_ci), false),
+        ("--max-time", args.max_time, false),
+        ("--warmup-time", args.warmup_time, true),
+    ];
+    for (flag, value, zero_allowed) in checks {
+        if let Some(v) = value {
+            anyhow::ensure!(
+                v.is_finite() && (v > 0.0 || (zero_allowed && v == 0.0)),
+                "{flag} must be a finite number {} 0, got {v}",
+                if zero_allowed { "≥" } else { ">" }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn settings_for(suite: Suite, args: &MeasureArgs, selection: &selection::Selection) -> Settings {

@@ -118,8 +118,11 @@ pub struct Gpu {
     events: std::cell::RefCell<Vec<CudaEvent>>,
     /// Clock, power and temperature source; `None` where NVML is not available.
     pub nvml: Option<Nvml>,
-    /// One reading after every timed batch, for the kernel being measured.
+    /// One reading after every timed batch while `recording`, for the kernel being measured.
     pub readings: std::cell::RefCell<Vec<Reading>>,
+    /// Set once a kernel's timed samples start: readings during autotuning and warm-up would
+    /// only add host work (and GPU idle gaps) where nobody uses them.
+    pub recording: std::cell::Cell<bool>,
 }
 
 impl Gpu {
@@ -151,6 +154,7 @@ impl Gpu {
             events: Default::default(),
             nvml,
             readings: Default::default(),
+            recording: Default::default(),
         })
     }
 
@@ -274,7 +278,9 @@ impl Gpu {
             .synchronize()
             .map_err(driver_error)?;
         // Read right after the batch, while the clock is still the one it ran at.
-        if let Some(reading) = self.nvml.as_ref().and_then(Nvml::read) {
+        if self.recording.get()
+            && let Some(reading) = self.nvml.as_ref().and_then(Nvml::read)
+        {
             self.readings.borrow_mut().push(reading);
         }
         (0..iterations as usize)

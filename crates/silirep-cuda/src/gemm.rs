@@ -350,19 +350,24 @@ impl MatmulPlan {
     }
 
     /// Times each heuristic candidate on these operands and keeps the fastest. The candidates
-    /// take turns, round after round, and each is ranked by its median over the rounds: the
-    /// GPU's clock drifts while they are timed (it falls from boost to the power-capped level
-    /// within a fraction of a second), and timing them one after another would favour
-    /// whichever ran first.
+    /// take turns, round after round, in forward order and then backward, and each is ranked
+    /// by its median over the rounds: the GPU's clock drifts while they are timed (it falls
+    /// from boost to the power-capped level within a fraction of a second), and timing them
+    /// one after another, or always in the same order, would favour whichever ran first.
     pub fn autotune(&mut self, gpu: &Gpu, a: u64, b: u64, c: u64) -> Result<(), KernelError> {
-        const ROUNDS: usize = 5;
+        const ROUNDS: usize = 6;
         if self.heuristics.len() == 1 {
             return Ok(());
         }
         // `None` once a candidate failed to launch here (workspace, alignment): left out.
         let mut rounds: Vec<Option<Vec<f64>>> = vec![Some(Vec::new()); self.heuristics.len()];
-        for _ in 0..ROUNDS {
-            for (index, slot) in rounds.iter_mut().enumerate() {
+        for round in 0..ROUNDS {
+            let mut order: Vec<(usize, &mut Option<Vec<f64>>)> =
+                rounds.iter_mut().enumerate().collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for (index, slot) in order {
                 let Some(times) = slot else { continue };
                 self.algo = Some(self.heuristics[index].algo);
                 if self.run(a, b, c).is_err() {

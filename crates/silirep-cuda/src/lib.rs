@@ -117,6 +117,7 @@ impl Backend for CudaBackend {
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
         let gpu = &self.gpu;
         gpu.readings.borrow_mut().clear();
+        gpu.recording.set(false);
         let kernel: Box<dyn PreparedKernel + 'a> = match spec {
             KernelSpec::Gemm { m, n, k, dtype } => {
                 Box::new(gemm::Gemm::prepare(gpu, *m, *n, *k, *dtype, seed)?)
@@ -205,7 +206,7 @@ impl Backend for CudaBackend {
         Ok(Box::new(Monitored {
             kernel,
             gpu,
-            timed_from: None,
+            timed: false,
         }))
     }
 }
@@ -215,8 +216,8 @@ impl Backend for CudaBackend {
 struct Monitored<'a> {
     kernel: Box<dyn PreparedKernel + 'a>,
     gpu: &'a Gpu,
-    /// Index of the first reading taken while timed.
-    timed_from: Option<usize>,
+    /// Whether timing has begun (readings exist only from then on).
+    timed: bool,
 }
 
 impl PreparedKernel for Monitored<'_> {
@@ -225,7 +226,9 @@ impl PreparedKernel for Monitored<'_> {
     }
 
     fn begin_timing(&mut self) {
-        self.timed_from = Some(self.gpu.readings.borrow().len());
+        self.gpu.readings.borrow_mut().clear();
+        self.gpu.recording.set(true);
+        self.timed = true;
         self.kernel.begin_timing();
     }
 
@@ -235,9 +238,8 @@ impl PreparedKernel for Monitored<'_> {
 
     fn details(&self) -> BTreeMap<String, String> {
         let mut details = self.kernel.details();
-        if let Some(from) = self.timed_from {
-            let readings = self.gpu.readings.borrow();
-            details.extend(telemetry::summarize(&readings[from.min(readings.len())..]));
+        if self.timed {
+            details.extend(telemetry::summarize(&self.gpu.readings.borrow()));
         }
         details
     }

@@ -32,14 +32,17 @@ const REASONS: [(u64, &str); 8] = [
     (0x100, "display clock setting"),
 ];
 
-/// One reading, taken right after a timed batch finished.
+/// One reading, taken right after a timed batch finished. Each field is `None` where the
+/// GPU does not report it (power on some GeForce, vGPU and MIG set-ups).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
-    pub sm_clock_mhz: u32,
-    pub power_w: f64,
-    pub temperature_c: u32,
+    pub sm_clock_mhz: Option<u32>,
+    /// NVML's power reading; on recent GPUs an average over the last second or so, so it
+    /// also covers the untimed warm-up just before.
+    pub power_w: Option<f64>,
+    pub temperature_c: Option<u32>,
     /// `nvmlClocksEventReasons` bits active at that moment.
-    pub reasons: u64,
+    pub reasons: Option<u64>,
 }
 
 pub struct Nvml {
@@ -49,8 +52,19 @@ pub struct Nvml {
     temperature: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn,
     reasons: unsafe extern "C" fn(Device, *mut c_ulonglong) -> NvmlReturn,
     power_limit: unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn,
-    /// Keeps the function pointers above valid; dropped last.
+    shutdown: unsafe extern "C" fn() -> NvmlReturn,
+    /// Keeps the function pointers above valid; dropped after `drop` shut NVML down.
     _library: Library,
+}
+
+impl Drop for Nvml {
+    fn drop(&mut self) {
+        // SAFETY: balances the successful nvmlInit_v2 in `open`; nothing uses the device
+        // handle afterwards.
+        unsafe {
+            (self.shutdown)();
+        }
+    }
 }
 
 impl Nvml {
@@ -81,12 +95,16 @@ impl Nvml {
             let power = *library.get(b"nvmlDeviceGetPowerUsage\0").ok()?;
             let temperature = *library.get(b"nvmlDeviceGetTemperature\0").ok()?;
             let power_limit = *library.get(b"nvmlDeviceGetEnforcedPowerLimit\0").ok()?;
+            let shutdown = *library
+                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlShutdown\0")
+                .ok()?;
+            let bus = CString::new(pci_bus_id).ok()?;
             if init() != NVML_SUCCESS {
                 return None;
             }
-            let bus = CString::new(pci_bus_id).ok()?;
             let mut device: Device = std::ptr::null_mut();
             if by_bus(bus.as_ptr(), &mut device) != NVML_SUCCESS {
+                shutdown();
                 return None;
             }
             Some(Nvml {
@@ -96,28 +114,38 @@ impl Nvml {
                 temperature,
                 reasons,
                 power_limit,
+                shutdown,
                 _library: library,
             })
         }
     }
 
-    /// The GPU's state now; `None` if any query fails.
+    /// The GPU's state now, each field read on its own; `None` when no query succeeded.
     pub fn read(&self) -> Option<Reading> {
         let (mut clock, mut milliwatts, mut celsius, mut reasons) = (0, 0, 0, 0);
         // SAFETY: `device` came from NVML; each call writes one integer of the given type.
-        let ok = unsafe {
-            (self.clock)(self.device, NVML_CLOCK_SM, &mut clock) == NVML_SUCCESS
-                && (self.power)(self.device, &mut milliwatts) == NVML_SUCCESS
-                && (self.temperature)(self.device, NVML_TEMPERATURE_GPU, &mut celsius)
-                    == NVML_SUCCESS
-                && (self.reasons)(self.device, &mut reasons) == NVML_SUCCESS
+        let reading = unsafe {
+            Reading {
+                sm_clock_mhz: ((self.clock)(self.device, NVML_CLOCK_SM, &mut clock)
+                    == NVML_SUCCESS)
+                    .then_some(clock),
+                power_w: ((self.power)(self.device, &mut milliwatts) == NVML_SUCCESS)
+                    .then_some(milliwatts as f64 / 1000.0),
+                temperature_c: ((self.temperature)(
+                    self.device,
+                    NVML_TEMPERATURE_GPU,
+                    &mut celsius,
+                ) == NVML_SUCCESS)
+                    .then_some(celsius),
+                reasons: ((self.reasons)(self.device, &mut reasons) == NVML_SUCCESS)
+                    .then_some(reasons),
+            }
         };
-        ok.then_some(Reading {
-            sm_clock_mhz: clock,
-            power_w: milliwatts as f64 / 1000.0,
-            temperature_c: celsius,
-            reasons,
-        })
+        let any = reading.sm_clock_mhz.is_some()
+            || reading.power_w.is_some()
+            || reading.temperature_c.is_some()
+            || reading.reasons.is_some();
+        any.then_some(reading)
     }
 
     /// The power limit the driver enforces, in watts.
@@ -142,9 +170,6 @@ pub fn reason_names(mask: u64) -> Vec<&'static str> {
 /// median and range, power, peak temperature, and every limiting reason seen.
 pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
     let mut details = BTreeMap::new();
-    if readings.is_empty() {
-        return details;
-    }
     let median_of = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         let mid = values.len() / 2;
@@ -154,39 +179,49 @@ pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
             (values[mid - 1] + values[mid]) / 2.0
         }
     };
-    let clocks: Vec<f64> = readings.iter().map(|r| r.sm_clock_mhz as f64).collect();
-    let (low, high) = clocks.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &c| {
-        (lo.min(c), hi.max(c))
-    });
-    details.insert(
-        "sm_clock_mhz".into(),
-        format!(
-            "median {:.0}, range {low:.0}–{high:.0} ({} while timed)",
-            median_of(clocks.clone()),
-            match readings.len() {
-                1 => "1 reading".to_string(),
-                n => format!("{n} readings"),
-            }
-        ),
-    );
-    let power: Vec<f64> = readings.iter().map(|r| r.power_w).collect();
-    let peak = power.iter().cloned().fold(0.0, f64::max);
-    details.insert(
-        "power_w".into(),
-        format!("median {:.0}, max {peak:.0}", median_of(power)),
-    );
-    let hottest = readings.iter().map(|r| r.temperature_c).max().unwrap_or(0);
-    details.insert("temperature_max_c".into(), hottest.to_string());
-    let seen = readings.iter().fold(0u64, |mask, r| mask | r.reasons);
-    let names = reason_names(seen);
-    details.insert(
-        "clock_limited_by".into(),
-        if names.is_empty() {
-            "nothing (no limiting reason reported)".into()
-        } else {
-            names.join(", ")
-        },
-    );
+    let clocks: Vec<f64> = readings
+        .iter()
+        .filter_map(|r| r.sm_clock_mhz.map(f64::from))
+        .collect();
+    if !clocks.is_empty() {
+        let (low, high) = clocks.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &c| {
+            (lo.min(c), hi.max(c))
+        });
+        details.insert(
+            "sm_clock_mhz".into(),
+            format!(
+                "median {:.0}, range {low:.0}–{high:.0} ({} while timed)",
+                median_of(clocks.clone()),
+                match clocks.len() {
+                    1 => "1 reading".to_string(),
+                    n => format!("{n} readings"),
+                }
+            ),
+        );
+    }
+    let power: Vec<f64> = readings.iter().filter_map(|r| r.power_w).collect();
+    if !power.is_empty() {
+        let peak = power.iter().cloned().fold(0.0, f64::max);
+        details.insert(
+            "power_w".into(),
+            format!("median {:.0}, max {peak:.0}", median_of(power)),
+        );
+    }
+    if let Some(hottest) = readings.iter().filter_map(|r| r.temperature_c).max() {
+        details.insert("temperature_max_c".into(), hottest.to_string());
+    }
+    let masks: Vec<u64> = readings.iter().filter_map(|r| r.reasons).collect();
+    if !masks.is_empty() {
+        let names = reason_names(masks.iter().fold(0, |all, m| all | m));
+        details.insert(
+            "clock_limited_by".into(),
+            if names.is_empty() {
+                "nothing (no limiting reason reported)".into()
+            } else {
+                names.join(", ")
+            },
+        );
+    }
     details
 }
 
@@ -196,10 +231,10 @@ mod tests {
 
     fn reading(clock: u32, power_w: f64, reasons: u64) -> Reading {
         Reading {
-            sm_clock_mhz: clock,
-            power_w,
-            temperature_c: 55 + clock / 500,
-            reasons,
+            sm_clock_mhz: Some(clock),
+            power_w: Some(power_w),
+            temperature_c: Some(55 + clock / 500),
+            reasons: Some(reasons),
         }
     }
 
@@ -219,6 +254,24 @@ mod tests {
         assert_eq!(d["temperature_max_c"], "58");
         // The idle bit (0x1) is not a limit worth reporting.
         assert_eq!(d["clock_limited_by"], "software power cap");
+    }
+
+    #[test]
+    fn a_gpu_without_power_readings_still_reports_its_clock() {
+        let readings = [Reading {
+            power_w: None,
+            ..reading(1410, 0.0, 0x0)
+        }];
+        let d = summarize(&readings);
+        assert_eq!(
+            d["sm_clock_mhz"],
+            "median 1410, range 1410–1410 (1 reading while timed)"
+        );
+        assert!(!d.contains_key("power_w"));
+        assert_eq!(
+            d["clock_limited_by"],
+            "nothing (no limiting reason reported)"
+        );
     }
 
     #[test]
