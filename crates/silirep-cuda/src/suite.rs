@@ -43,7 +43,7 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
             fmas: &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
         },
         Suite::Full => Sizes {
-            bandwidth: &[256 * MIB, GIB, 2 * GIB, 4 * GIB],
+            bandwidth: &[256 * MIB, GIB, 2 * GIB, 4 * GIB, 8 * GIB],
             gemm: &[512, 1024, 2048, 4096, 8192, 16384],
             gemm_f32_max: 8192,
             attention: &[512, 1024, 2048, 4096, 8192],
