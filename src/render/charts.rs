@@ -29,7 +29,7 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
         "bandwidth",
         "Memory bandwidth vs buffer size",
         "buffer size per array (bytes)",
-        "bandwidth (bytes/s)",
+        "bandwidth (B/s)",
     ) {
         out.push(c);
     }

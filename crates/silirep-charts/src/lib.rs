@@ -7,6 +7,7 @@
 //! its own column right of the plot, so it never covers data.
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use std::sync::Once;
@@ -169,6 +170,48 @@ fn trim(v: f64) -> String {
     } else {
         text
     }
+}
+
+/// A logarithmic axis with its tick marks chosen here rather than by plotters, whose own
+/// choice labels only some decades (and, at some ranges, one decade twice): labelled ticks at
+/// 1, 2 and 5 × 10ᵏ when the axis spans up to ~2.5 decades, at every power of ten beyond that
+/// (every other one past 8 decades), and light grid lines at each integer multiple.
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    let (labelled, light) = log_ticks(lo, hi);
+    (lo..hi)
+        .log_scale()
+        .with_key_points(labelled)
+        .with_light_points(light)
+}
+
+/// The labelled and the light tick values of a log axis over [lo, hi] (see [`log_axis`]).
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
+        return (Vec::new(), Vec::new());
+    }
+    let decades = (hi / lo).log10();
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    // A tiny tolerance keeps a tick that sits exactly on a padded bound.
+    let inside = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
+    let ticks = |mantissas: &[f64], every: i32| -> Vec<f64> {
+        (first..=last)
+            .filter(|k| k.rem_euclid(every) == 0)
+            .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| inside(*v))
+            .collect()
+    };
+    let all: Vec<f64> = (1..=9).map(f64::from).collect();
+    let mut labelled = if decades <= 2.5 {
+        ticks(&[1.0, 2.0, 5.0], 1)
+    } else if decades <= 8.0 {
+        ticks(&[1.0], 1)
+    } else {
+        ticks(&[1.0], 2)
+    };
+    if labelled.len() < 2 {
+        labelled = ticks(&all, 1);
+    }
+    (labelled, ticks(&all, 1))
 }
 
 /// Log range padded by a factor on each side.
@@ -379,7 +422,7 @@ impl Figure for RoofPlan<'_> {
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(90)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+            .build_cartesian_2d(log_axis(x_lo, x_hi), log_axis(y_lo, y_hi))
             .map_err(draw_err)?;
         c.configure_mesh()
             .x_desc("arithmetic intensity (FLOP/byte)")
@@ -572,14 +615,14 @@ impl Figure for LinePlan<'_> {
             }};
         }
         match (chart.x_log, chart.y_log) {
-            (true, true) => body!(
-                builder.build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
-            ),
+            (true, true) => {
+                body!(builder.build_cartesian_2d(log_axis(x_lo, x_hi), log_axis(y_lo, y_hi)))
+            }
             (true, false) => {
-                body!(builder.build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..y_hi))
+                body!(builder.build_cartesian_2d(log_axis(x_lo, x_hi), y_lo..y_hi))
             }
             (false, true) => {
-                body!(builder.build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale()))
+                body!(builder.build_cartesian_2d(x_lo..x_hi, log_axis(y_lo, y_hi)))
             }
             (false, false) => body!(builder.build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)),
         }
@@ -596,6 +639,33 @@ impl Figure for LinePlan<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_label_each_value_once_at_readable_steps() {
+        let (labelled, light) = log_ticks(8e7, 1.2e10);
+        assert_eq!(
+            labelled,
+            vec![1e8, 2e8, 5e8, 1e9, 2e9, 5e9, 1e10],
+            "≤ 2.5 decades: 1-2-5"
+        );
+        assert!(light.contains(&3e9) && light.len() > labelled.len());
+        let (labelled, _) = log_ticks(5e9, 2e15);
+        assert_eq!(labelled, vec![1e10, 1e11, 1e12, 1e13, 1e14, 1e15]);
+        let (labelled, _) = log_ticks(1e6, 1e16);
+        assert_eq!(labelled, vec![1e6, 1e8, 1e10, 1e12, 1e14, 1e16]);
+        // Narrower than one 1-2-5 step: every integer multiple, still at least two labels.
+        let (labelled, _) = log_ticks(2.2e12, 4.1e12);
+        assert_eq!(labelled, vec![3e12, 4e12]);
+        // Every label distinct (plotters' own log ticks repeated a decade at some ranges).
+        for (lo, hi) in [(0.3, 7000.0), (1.5e-6, 2e-2), (9e10, 1.1e12)] {
+            let (labelled, _) = log_ticks(lo, hi);
+            let mut dedup = labelled.clone();
+            dedup.dedup();
+            assert_eq!(dedup, labelled, "{lo}..{hi}");
+            assert!(labelled.len() >= 2, "{lo}..{hi}: {labelled:?}");
+        }
+        assert_eq!(log_ticks(0.0, 1.0), (Vec::new(), Vec::new()));
+    }
 
     fn roofline_chart() -> RooflineChart {
         RooflineChart {
