@@ -7,6 +7,7 @@
 //! whole layer without an f64 re-run of billions of FLOPs.
 
 use crate::common::{Rng, matmul_f32, random_f32, time_each, try_alloc};
+use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::{Verification, VerificationStatus};
@@ -350,12 +351,8 @@ pub(crate) fn grouped_attention(
                 let kj = &k[j * kvd + g * d..][..d];
                 *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
             }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s));
-            let mut total = 0.0;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                total += *s;
-            }
+            let max = softmax::row_max(&scores);
+            let total = softmax::exp_shifted_sum(&mut scores, 1.0, max);
             let oi = &mut out[i * qd + hh * d..][..d];
             for (j, p) in scores.iter().enumerate() {
                 let vj = &v[j * kvd + g * d..][..d];

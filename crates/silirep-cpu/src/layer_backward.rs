@@ -9,6 +9,7 @@
 
 use crate::common::{Rng, matmul_f32, matmul_f32_lhs_transposed, random_f32, time_each};
 use crate::layer::{Trace, Weights, dims, forward, silu};
+use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -209,12 +210,8 @@ fn probabilities(q: &[f32], k: &[f32], i: usize, hh: usize, g: usize, dims: Attn
             qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale
         })
         .collect();
-    let max = p.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s));
-    let mut total = 0.0;
-    for s in p.iter_mut() {
-        *s = (*s - max).exp();
-        total += *s;
-    }
+    let max = softmax::row_max(&p);
+    let total = softmax::exp_shifted_sum(&mut p, 1.0, max);
     p.iter_mut().for_each(|s| *s /= total);
     p
 }

@@ -374,9 +374,7 @@ impl PreparedKernel for Attention<'_> {
                 );
             }
         }
-        if self.group > 1 {
-            d.insert("timing".into(), format!("each sample is {} back-to-back runs timed by one CUDA event pair, divided by {}", self.group, self.group));
-        }
+        d.extend(crate::device::grouped_timing_detail(self.group, "runs"));
         d
     }
 }

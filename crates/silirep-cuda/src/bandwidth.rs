@@ -220,9 +220,7 @@ impl PreparedKernel for Bandwidth<'_> {
             ),
             ("l2_bytes".into(), self.gpu.info.l2_bytes.to_string()),
         ]);
-        if self.group > 1 {
-            d.insert("timing".into(), format!("each sample is {} back-to-back launches timed by one CUDA event pair, divided by {}", self.group, self.group));
-        }
+        d.extend(crate::device::grouped_timing_detail(self.group, "launches"));
         d
     }
 }

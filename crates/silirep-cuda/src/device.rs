@@ -321,6 +321,19 @@ impl Gpu {
     }
 }
 
+/// The `timing` detail of a kernel whose samples are groups of `group` back-to-back `runs`
+/// ("launches", "passes") divided evenly; nothing when each sample is one run.
+pub fn grouped_timing_detail(group: u32, runs: &str) -> Option<(String, String)> {
+    (group > 1).then(|| {
+        (
+            "timing".to_string(),
+            format!(
+                "each sample is {group} back-to-back {runs} timed by one CUDA event pair, divided by {group}"
+            ),
+        )
+    })
+}
+
 /// A device allocation, freed on drop.
 pub struct Buffer {
     pub ptr: u64,

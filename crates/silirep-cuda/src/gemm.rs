@@ -551,9 +551,7 @@ impl PreparedKernel for Gemm<'_> {
             ("compute".into(), format!("{:?}", self.types.compute)),
             ("output".into(), format!("{:?}", self.types.output)),
         ]);
-        if self.group > 1 {
-            d.insert("timing".into(), format!("each sample is {} back-to-back launches timed by one CUDA event pair, divided by {}", self.group, self.group));
-        }
+        d.extend(crate::device::grouped_timing_detail(self.group, "launches"));
         d
     }
 }

@@ -481,9 +481,7 @@ impl PreparedKernel for Stack<'_> {
                 "none: decode without a KV cache, the query passes to the output projection".into()
             },
         );
-        if self.group > 1 {
-            d.insert("timing".into(), format!("each sample is {} back-to-back passes timed by one CUDA event pair, divided by {}", self.group, self.group));
-        }
+        d.extend(crate::device::grouped_timing_detail(self.group, "passes"));
         d
     }
 }

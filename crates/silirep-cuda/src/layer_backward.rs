@@ -738,9 +738,7 @@ impl PreparedKernel for LayerBackward<'_> {
                 "unfused: P recomputed by a batched GEMM and softmax (FLOPs not counted), dV, dP, dQ, dK as batched GEMMs over 32 query heads (K, V expanded per head, their gradients summed per group), softmax backward kernel".into(),
             ),
         ]);
-        if self.group > 1 {
-            d.insert("timing".into(), format!("each sample is {} back-to-back passes timed by one CUDA event pair, divided by {}", self.group, self.group));
-        }
+        d.extend(crate::device::grouped_timing_detail(self.group, "passes"));
         d
     }
 }

@@ -116,7 +116,6 @@ impl Backend for CudaBackend {
         seed: u64,
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
         let gpu = &self.gpu;
-        gpu.readings.borrow_mut().clear();
         gpu.recording.set(false);
         let kernel: Box<dyn PreparedKernel + 'a> = match spec {
             KernelSpec::Gemm { m, n, k, dtype } => {

@@ -170,15 +170,7 @@ pub fn reason_names(mask: u64) -> Vec<&'static str> {
 /// median and range, power, peak temperature, and every limiting reason seen.
 pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
     let mut details = BTreeMap::new();
-    let median_of = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        let mid = values.len() / 2;
-        if values.len() % 2 == 1 {
-            values[mid]
-        } else {
-            (values[mid - 1] + values[mid]) / 2.0
-        }
-    };
+    let median_of = |values: &[f64]| silirep_core::stats::median(values).unwrap_or(f64::NAN);
     let clocks: Vec<f64> = readings
         .iter()
         .filter_map(|r| r.sm_clock_mhz.map(f64::from))
@@ -191,7 +183,7 @@ pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
             "sm_clock_mhz".into(),
             format!(
                 "median {:.0}, range {low:.0}–{high:.0} ({} while timed)",
-                median_of(clocks.clone()),
+                median_of(&clocks),
                 match clocks.len() {
                     1 => "1 reading".to_string(),
                     n => format!("{n} readings"),
@@ -204,7 +196,7 @@ pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
         let peak = power.iter().cloned().fold(0.0, f64::max);
         details.insert(
             "power_w".into(),
-            format!("median {:.0}, max {peak:.0}", median_of(power)),
+            format!("median {:.0}, max {peak:.0}", median_of(&power)),
         );
     }
     if let Some(hottest) = readings.iter().filter_map(|r| r.temperature_c).max() {
