@@ -91,7 +91,7 @@ fn serve(
     let prefill = predict_prefill(shape, prefill_machine, request.batch, request.prompt_tokens)?;
     let (kv_transfer_bytes, kv_transfer_s, placement) = match link {
         Some(link) => {
-            let bytes = kv_cache_bytes(shape, request.batch, request.prompt_tokens);
+            let bytes = kv_cache_bytes(shape, request.batch, request.prompt_tokens)?;
             (
                 bytes,
                 link.transfer_time_s(bytes),
@@ -120,7 +120,7 @@ fn serve(
         placement,
         ttft_s: prefill.time_s + kv_transfer_s + first_decode_step.time_s,
         end_to_end_s: prefill.time_s + kv_transfer_s + decode_time_s,
-        decode_tokens_per_s: (request.batch * request.output_tokens) as f64 / decode_time_s,
+        decode_tokens_per_s: request.batch as f64 * request.output_tokens as f64 / decode_time_s,
         prefill,
         kv_transfer_bytes,
         kv_transfer_s,
@@ -433,11 +433,19 @@ pub fn plan_training_split(
     } else {
         Passes::Training
     };
-    let tokens = (job.batch * job.seq_len) as f64;
+    let tokens_per_step =
+        job.batch
+            .checked_mul(job.seq_len)
+            .ok_or_else(|| ModelError::OutOfRange {
+                what: "training batch × sequence length".into(),
+                expected: "at most 2^64 − 1 tokens per step",
+                found: job.batch as f64 * job.seq_len as f64,
+            })?;
+    let tokens = tokens_per_step as f64;
     let bandwidth = link.bandwidth_bytes_per_s;
     let (collectives, sent_per_collective, hops, gradient_bytes) = match strategy {
         ParallelStrategy::Tensor => {
-            let comm = tensor_parallel_communication(shape, job.batch * job.seq_len, 2, passes)?;
+            let comm = tensor_parallel_communication(shape, tokens_per_step, 2, passes)?;
             (
                 comm.count,
                 comm.sent_per_collective_bytes,
@@ -651,7 +659,7 @@ mod tests {
             PromptBreakEven::From { prompt_tokens: 101 }
         );
         // (No machine pair pays from a 1-token prompt in this model: a 1-token prefill costs
-        // what a decode step costs, so the machine that prefills it faster decodes faster too.)
+        // about what a decode step costs, so the machine that prefills it faster decodes faster too.)
         assert!(break_even_prompt_tokens(&shape, &a, &b, &fast, 1, 1024, 0).is_err());
     }
 

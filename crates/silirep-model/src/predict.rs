@@ -159,7 +159,7 @@ pub fn predict_generation(
         machine: machine.machine.clone(),
         request,
         end_to_end_s: prefill.time_s + decode_time_s,
-        decode_tokens_per_s: (request.batch * request.output_tokens) as f64 / decode_time_s,
+        decode_tokens_per_s: request.batch as f64 * request.output_tokens as f64 / decode_time_s,
         ttft: Ttft {
             ttft_s: prefill.time_s + first_decode_step.time_s,
             prefill,
@@ -211,10 +211,14 @@ pub struct MemoryFootprint {
 }
 
 /// Resident bytes of `shape` under `usage`.
-pub fn memory_footprint(shape: &ModelShape, usage: MemoryUse) -> MemoryFootprint {
+pub fn memory_footprint(
+    shape: &ModelShape,
+    usage: MemoryUse,
+) -> Result<MemoryFootprint, ModelError> {
+    shape.validate()?;
     let params = shape.parameters().total as f64;
     let weights = params * shape.dtypes.weight.size_bytes();
-    let kv_cache = (usage.batch * usage.context_tokens) as f64 * shape.kv_bytes_per_token();
+    let kv_cache = usage.batch as f64 * usage.context_tokens as f64 * shape.kv_bytes_per_token();
     let (gradients, optimizer_state) = if usage.training {
         (
             weights,
@@ -223,13 +227,13 @@ pub fn memory_footprint(shape: &ModelShape, usage: MemoryUse) -> MemoryFootprint
     } else {
         (0.0, 0.0)
     };
-    MemoryFootprint {
+    Ok(MemoryFootprint {
         weights,
         kv_cache,
         gradients,
         optimizer_state,
         total: weights + kv_cache + gradients + optimizer_state,
-    }
+    })
 }
 
 /// The model chosen by [`largest_fitting`].
@@ -261,8 +265,7 @@ pub fn largest_fitting(
     }
     let mut best: Option<ModelFit> = None;
     for shape in candidates {
-        shape.validate()?;
-        let footprint = memory_footprint(shape, usage);
+        let footprint = memory_footprint(shape, usage)?;
         let parameters = shape.parameters().total;
         let larger = best.as_ref().is_none_or(|b| parameters > b.parameters);
         if footprint.total <= memory_bytes && larger {
@@ -373,7 +376,8 @@ mod tests {
                 context_tokens: 871,
                 training: false,
             },
-        );
+        )
+        .unwrap();
         // 2·7,241,732,096 + 114,163,712 = 14,597,627,904
         assert_eq!(f16.total, 14_597_627_904.0);
         let train = memory_footprint(
@@ -383,7 +387,8 @@ mod tests {
                 context_tokens: 0,
                 training: true,
             },
-        );
+        )
+        .unwrap();
         // 16 bytes per parameter: 115,867,713,536
         assert_eq!(train.total, 16.0 * 7_241_732_096.0);
         let inference = MemoryUse {

@@ -207,16 +207,16 @@ pub fn predict_phase(work: &Work, machine: &MachineRoofs) -> Result<Prediction, 
             time_s: amount / roof.rate,
         })
         .collect();
-    let mut slowest = &per_roof[0];
-    for candidate in &per_roof[1..] {
-        if candidate.time_s > slowest.time_s {
-            slowest = candidate;
+    let mut slowest = 0;
+    for (i, candidate) in per_roof.iter().enumerate() {
+        if candidate.time_s > per_roof[slowest].time_s {
+            slowest = i;
         }
     }
     Ok(Prediction {
-        time_s: slowest.time_s,
-        bound_by: slowest.kind.clone(),
-        per_roof: per_roof.clone(),
+        time_s: per_roof[slowest].time_s,
+        bound_by: per_roof[slowest].kind.clone(),
+        per_roof,
     })
 }
 

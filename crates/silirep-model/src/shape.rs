@@ -216,6 +216,19 @@ impl ModelShape {
                 self.heads, self.kv_heads
             )));
         }
+        // Every count below is then exact in u64 and in f64, whatever the fields.
+        let largest_exact = 2f64.powi(53);
+        let (l, h, e) = (self.layers as f64, self.hidden as f64, self.experts as f64);
+        let per_layer = 2.0 * h * (self.heads + self.kv_heads) as f64 * self.head_dim as f64
+            + e * self.ffn_kind.matrices() as f64 * h * self.ffn_hidden as f64
+            + h * e
+            + 2.0 * h;
+        let total = l * per_layer + 2.0 * self.vocab as f64 * h + h;
+        if total > largest_exact {
+            return Err(invalid(format!(
+                "{total:e} parameters is beyond the 2^53 that are counted exactly"
+            )));
+        }
         if self.experts_per_token > self.experts {
             return Err(invalid(format!(
                 "experts_per_token ({}) exceeds experts ({})",
@@ -258,7 +271,8 @@ impl ModelShape {
     }
 
     /// Where the parameters sit; see `docs/model.md` for the formula and the published counts
-    /// it reproduces.
+    /// it reproduces. For a shape that passes [`ModelShape::validate`] (every shape this crate
+    /// builds or reads does), no count overflows.
     pub fn parameters(&self) -> ParameterCount {
         let embedding = self.vocab * self.hidden;
         let lm_head = if self.tied_embeddings { 0 } else { embedding };
@@ -423,8 +437,7 @@ fn required_count(fields: &serde_json::Map<String, Value>, key: &str) -> Result<
 mod tests {
     use super::*;
 
-    /// Published totals (the models' safetensors index `total_size` / 2 bytes for the f16/bf16
-    /// checkpoints, as reported on their model cards). Exact: the formula counts the same
+    /// Published parameter counts of the four checkpoints. Exact: the formula counts the same
     /// tensors the checkpoints hold.
     #[test]
     fn parameter_counts_match_published_totals() {
@@ -593,5 +606,11 @@ mod tests {
         for shape in ModelShape::presets() {
             shape.validate().unwrap();
         }
+        // A config with absurd sizes is rejected rather than overflowing the counts.
+        let huge = ModelShape {
+            hidden: u64::MAX / 2,
+            ..ModelShape::mistral_7b()
+        };
+        assert!(huge.validate().unwrap_err().to_string().contains("2^53"));
     }
 }

@@ -237,8 +237,9 @@ pub fn decode_step(shape: &ModelShape, batch: u64, context: u64) -> Result<Work,
 /// Bytes of the KV cache for `batch` sequences of `tokens` tokens:
 /// batch·tokens·2·layers·kv_heads·head_dim·kv element size. Mistral-7B, 871 tokens, f16:
 /// 2·32·8·128·2·871 = 114,163,712 bytes.
-pub fn kv_cache_bytes(shape: &ModelShape, batch: u64, tokens: u64) -> f64 {
-    (batch * tokens) as f64 * shape.kv_bytes_per_token()
+pub fn kv_cache_bytes(shape: &ModelShape, batch: u64, tokens: u64) -> Result<f64, ModelError> {
+    shape.validate()?;
+    Ok(batch as f64 * tokens as f64 * shape.kv_bytes_per_token())
 }
 
 /// Optimizer state in bytes per parameter, for Adam: mixed precision keeps an f32 master copy
@@ -456,14 +457,14 @@ mod tests {
     fn kv_cache_of_the_seed_prompt() {
         // 2·32·8·128·2·871 = 114,163,712 bytes = 114.2 MB
         assert_eq!(
-            kv_cache_bytes(&ModelShape::mistral_7b(), 1, 871),
+            kv_cache_bytes(&ModelShape::mistral_7b(), 1, 871).unwrap(),
             114_163_712.0
         );
         let q8 = ModelShape::mistral_7b().with_dtypes(Dtypes {
             kv: Dtype::Int8,
             ..Dtypes::uniform(Dtype::F16)
         });
-        assert_eq!(kv_cache_bytes(&q8, 2, 871), 114_163_712.0);
+        assert_eq!(kv_cache_bytes(&q8, 2, 871).unwrap(), 114_163_712.0);
     }
 
     #[test]
