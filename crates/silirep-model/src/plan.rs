@@ -524,7 +524,9 @@ mod tests {
             name: "thunderbolt".into(),
             bandwidth_bytes_per_s,
             latency_s,
-            source: RoofSource::Measured("test".into()),
+            source: RoofSource::Measured {
+                what: "test".into(),
+            },
         }
     }
 

@@ -14,7 +14,7 @@ use silirep_core::Dtype;
 
 /// What a roof limits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "type")]
 pub enum RoofKind {
     /// Arithmetic at one precision, in FLOP/s.
     Compute {
@@ -42,12 +42,18 @@ impl std::fmt::Display for RoofKind {
 
 /// Where a roof's rate came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "source", content = "what")]
+#[serde(rename_all = "snake_case", tag = "type")]
 pub enum RoofSource {
-    /// Measured: which measurement (e.g. `gemm f16 8192³, median of 40`).
-    Measured(String),
-    /// From a datasheet: which one (e.g. `Apple M5 spec sheet`).
-    Datasheet(String),
+    /// Measured by silirep or a peer tool.
+    Measured {
+        /// Which measurement (e.g. `gemm f16 8192³, median of 40`).
+        what: String,
+    },
+    /// Copied from a datasheet.
+    Datasheet {
+        /// Which one (e.g. `NVIDIA H100 Tensor Core GPU datasheet (SXM5)`).
+        what: String,
+    },
 }
 
 /// One ceiling of a machine.
@@ -252,12 +258,16 @@ pub(crate) mod tests {
                         precision: Dtype::F16,
                     },
                     rate: f16_flops,
-                    source: RoofSource::Measured("test gemm".into()),
+                    source: RoofSource::Measured {
+                        what: "test gemm".into(),
+                    },
                 },
                 Roof {
                     kind: RoofKind::Memory,
                     rate: memory_bytes_per_s,
-                    source: RoofSource::Measured("test triad".into()),
+                    source: RoofSource::Measured {
+                        what: "test triad".into(),
+                    },
                 },
             ],
         }
@@ -332,7 +342,9 @@ pub(crate) mod tests {
         m.roofs.push(Roof {
             kind: RoofKind::Link { name: "tb5".into() },
             rate: 4.7e9,
-            source: RoofSource::Measured("iperf3".into()),
+            source: RoofSource::Measured {
+                what: "iperf3".into(),
+            },
         });
         let p = predict_phase(&work, &m).unwrap();
         // 4.7e9 bytes at 4.7e9 bytes/s = 1 s, more than the 14.3 ms of memory traffic
@@ -341,12 +353,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn roofs_serialise_as_tagged_objects() {
+        let m = machine("m", 1e12, 1e11);
+        let text = serde_json::to_string(&m.roofs[0]).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":{"type":"compute","precision":"f16"},"rate":1000000000000.0,"source":{"type":"measured","what":"test gemm"}}"#
+        );
+        let back: MachineRoofs = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
     fn link_validation() {
         let link = Link {
             name: "tb".into(),
             bandwidth_bytes_per_s: 0.0,
             latency_s: 0.0,
-            source: RoofSource::Datasheet("x".into()),
+            source: RoofSource::Datasheet { what: "x".into() },
         };
         assert_eq!(
             link.validate().unwrap_err().to_string(),

@@ -529,6 +529,21 @@ mod tests {
     }
 
     #[test]
+    fn hf_config_of_llama_3_8b_ignores_unrelated_fields() {
+        // The fields of Meta-Llama-3-8B's config.json that matter, with some that do not.
+        let text = r#"{"architectures": ["LlamaForCausalLM"], "attention_bias": false,
+            "bos_token_id": 128000, "hidden_act": "silu", "hidden_size": 4096,
+            "intermediate_size": 14336, "max_position_embeddings": 8192, "model_type": "llama",
+            "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+            "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": false,
+            "torch_dtype": "bfloat16", "vocab_size": 128256}"#;
+        let shape =
+            ModelShape::from_hf_config("Llama-3-8B", text, Dtypes::uniform(Dtype::F16)).unwrap();
+        assert_eq!(shape, ModelShape::llama_3_8b());
+        assert_eq!(shape.parameters().total, 8_030_261_248);
+    }
+
+    #[test]
     fn hf_config_defaults_for_dense_mha() {
         let text = r#"{"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
             "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}"#;

@@ -24,12 +24,16 @@ fn machine(name: &str, f16_flops: f64, bandwidth: f64) -> MachineRoofs {
                     precision: Dtype::F16,
                 },
                 rate: f16_flops,
-                source: RoofSource::Measured("roofline fit of the seed results (README)".into()),
+                source: RoofSource::Measured {
+                    what: "roofline fit of the seed results (README)".into(),
+                },
             },
             Roof {
                 kind: RoofKind::Memory,
                 rate: bandwidth,
-                source: RoofSource::Measured("roofline fit of the seed results (README)".into()),
+                source: RoofSource::Measured {
+                    what: "roofline fit of the seed results (README)".into(),
+                },
             },
         ],
     }
@@ -44,7 +48,9 @@ fn seed_disaggregation_at_the_roofs() {
         name: "thunderbolt".into(),
         bandwidth_bytes_per_s: 37.6e9 / 8.0,
         latency_s: 0.0,
-        source: RoofSource::Measured("Thunderbolt between the seed machines, ~37.6 Gbit/s".into()),
+        source: RoofSource::Measured {
+            what: "Thunderbolt between the seed machines, ~37.6 Gbit/s".into(),
+        },
     };
     let request = Request {
         batch: 1,
