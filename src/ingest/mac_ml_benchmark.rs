@@ -9,11 +9,11 @@
 use super::node::Node;
 use super::record::{MachineKey, Record, Timing};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
+use crate::util::slug;
 use silirep_core::{
     AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, ModelPhase, Pass,
 };
 use std::collections::BTreeMap;
-use crate::util::slug;
 use std::path::Path;
 
 /// Relative difference allowed between a rate the file reports and the one we derive.
@@ -152,7 +152,7 @@ fn no_time_reason(field: &str, value: Option<f64>) -> String {
     match value {
         None => format!("no time recorded ({field} is missing)"),
         Some(v) if v < 0.0 => format!("invalid time: {field} is negative ({v})"),
-        Some(v) if v == 0.0 => format!("no time recorded ({field} is 0)"),
+        Some(0.0) => format!("no time recorded ({field} is 0)"),
         Some(v) => format!("invalid time: {field} is {v}"),
     }
 }
@@ -1114,5 +1114,21 @@ mod tests {
         assert_eq!(format, Some("mac-ml-benchmark interconnect capture"));
         let (format, _, _) = import("x.json", json!({"hello": "world"}));
         assert_eq!(format, None);
+    }
+
+    #[test]
+    fn unusable_times_are_named_for_what_they_are() {
+        assert_eq!(
+            no_time_reason("time_ms", None),
+            "no time recorded (time_ms is missing)"
+        );
+        assert_eq!(
+            no_time_reason("time_ms", Some(0.0)),
+            "no time recorded (time_ms is 0)"
+        );
+        assert_eq!(
+            no_time_reason("avg_ms", Some(-2.5)),
+            "invalid time: avg_ms is negative (-2.5)"
+        );
     }
 }

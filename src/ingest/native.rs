@@ -60,6 +60,10 @@ impl Importer for NativeRun {
             let json_path = format!("$.measurements[{i}]");
             let m: Measurement = match deserialize_at(&json_path, doc) {
                 Ok(m) => m,
+                Err(ImportError::Invalid { path, message }) => {
+                    out.warn(file, &path, format!("measurement dropped: {message}"));
+                    continue;
+                }
                 Err(e) => {
                     out.warn(file, &json_path, format!("measurement dropped: {e}"));
                     continue;
