@@ -26,7 +26,7 @@ pub enum Command {
     Measure(MeasureArgs),
     /// Build reports from a directory of result files.
     #[command(
-        after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report ../shared/seed-results/mac-ml-benchmark -o /tmp/seed-report --strict"
+        after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report results/imported/mac-ml-benchmark -o /tmp/m5-vs-m4pro\n  silirep report results/ -o reports/ --analyses my-analyses.toml"
     )]
     Report(ReportArgs),
     /// Print the JSON Schema of a result file (results schema v1).
