@@ -24,6 +24,7 @@ pub enum Outcome {
 pub fn run(args: &ReportArgs) -> Result<Outcome> {
     let mut dataset = ingest::load_dir(&args.results)?;
     ingest::ensure_record_machines(&mut dataset);
+    ingest::reconcile_machine_labels(&mut dataset);
     let config_path = args.analyses.clone().or_else(|| {
         let beside = args.results.join(report_sets::CONFIG_FILE);
         (args.results.is_dir() && beside.is_file()).then_some(beside)
