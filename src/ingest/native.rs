@@ -2,7 +2,7 @@
 
 use super::record::{MachineKey, Record, Timing};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
-use silirep_core::schema::{RunFile, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
+use silirep_core::schema::{RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
 
 pub struct NativeRun;
 
@@ -40,6 +40,20 @@ impl Importer for NativeRun {
                 message: e.into_inner().to_string(),
             }
         })?;
+        if run.status == RunStatus::Running {
+            // `running` in a file nobody is writing means the process died mid-run: every
+            // finished measurement is kept, but the run is not the whole suite it set out
+            // to be, which `--strict` must not accept silently.
+            out.warn(
+                file,
+                "$.status",
+                format!(
+                    "incomplete run: status is \"running\" (the measuring process stopped \
+                     before finishing, or is still going); its {} finished measurement(s) are kept",
+                    run.measurements.len()
+                ),
+            );
+        }
         let machine = MachineKey {
             id: run.machine.id.clone(),
             label: run.machine.label.clone(),

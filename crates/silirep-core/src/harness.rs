@@ -483,7 +483,11 @@ mod tests {
         let err = m.error.unwrap();
         assert_eq!(err.kind, ErrorKind::OutOfMemory);
         assert!(err.message.contains("m=1000000000"), "{}", err.message);
-        assert!(err.message.contains("1073741824 bytes of memory"), "{}", err.message);
+        assert!(
+            err.message.contains("1073741824 bytes of memory"),
+            "{}",
+            err.message
+        );
         assert!(m.samples_s.is_empty());
         let fits = measure(&mut b, &spec(), &rule(), 1, &AtomicBool::new(false));
         assert!(fits.error.is_none());

@@ -185,6 +185,11 @@ impl LayerShape {
     };
     pub const MISTRAL_7B_LAYERS: u64 = 32;
 
+    /// Decoder layers of the whole model this shape is taken from, when known.
+    pub fn model_layers(&self) -> Option<u64> {
+        (*self == Self::MISTRAL_7B).then_some(Self::MISTRAL_7B_LAYERS)
+    }
+
     /// Weights of the attention block: Q and O are hidden×(heads·head_dim), K and V are
     /// hidden×(kv_heads·head_dim).
     pub fn attention_weights(&self) -> u64 {
@@ -653,6 +658,24 @@ impl KernelSpec {
         }
     }
 
+    /// For a decode step through fewer layers than its model has (the CPU backend decodes
+    /// one Mistral-7B layer, GPUs all 32): the model's layer count and the tokens/s the whole
+    /// model would decode at, `tokens_per_s · layers / model_layers`. Decode streams every
+    /// layer's weights once, so its time grows in proportion to the layers. `None` for other
+    /// kernels and for decodes that already run the whole model.
+    pub fn whole_model_decode_rate(&self, tokens_per_s: f64) -> Option<(u64, f64)> {
+        let KernelSpec::Decode { layers, shape, .. } = self else {
+            return None;
+        };
+        let model_layers = shape.model_layers()?;
+        (*layers < model_layers && *layers > 0).then(|| {
+            (
+                model_layers,
+                tokens_per_s * *layers as f64 / model_layers as f64,
+            )
+        })
+    }
+
     /// FLOPs per byte by [`Self::flops`] and [`Self::bytes`].
     pub fn arithmetic_intensity(&self) -> Option<f64> {
         let bytes = self.bytes()?;
@@ -825,6 +848,24 @@ mod tests {
         assert_eq!(d.flops(), Some(2.0 * weights));
         assert!((d.bytes().unwrap() - 2.0 * weights).abs() < 1e6);
         assert_eq!(d.tokens(), Some(1.0));
+    }
+
+    #[test]
+    fn one_decoded_layer_implies_the_whole_model_rate() {
+        let one_layer = KernelSpec::Decode {
+            batch: 1,
+            layers: 1,
+            shape: LayerShape::MISTRAL_7B,
+            dtype: Dtype::F32,
+        };
+        assert_eq!(one_layer.whole_model_decode_rate(32.0), Some((32, 1.0)));
+        let all = KernelSpec::Decode {
+            batch: 1,
+            layers: 32,
+            shape: LayerShape::MISTRAL_7B,
+            dtype: Dtype::F16,
+        };
+        assert_eq!(all.whole_model_decode_rate(20.0), None);
     }
 
     #[test]
