@@ -565,8 +565,8 @@ mod tests {
         assert!(s.check_kernel_names(&suite()).is_ok());
         let e = Selection::parse(&[], &strings(&["bf61"]), &[]).unwrap_err();
         assert!(e.to_string().contains("unknown dtype \"bf61\""), "{e}");
-        let e = Selection::parse(&[], &strings(&["f61"]), &[]).unwrap_err();
-        assert!(e.to_string().contains("did you mean \"f16\"?"), "{e}");
+        let e = Selection::parse(&[], &strings(&["bf17"]), &[]).unwrap_err();
+        assert!(e.to_string().contains("(did you mean \"bf16\"?)"), "{e}");
         assert_eq!(did_you_mean("zzzzzz", ["gemm", "decode"].into_iter()), "");
     }
 
