@@ -477,6 +477,10 @@ fn console_labels_sizes_decode_scope_and_the_ci_against_its_target() {
         .map(|(_, t)| t)
         .unwrap_or_default();
     assert!(!table.contains(" ok\n"), "{table}");
+    assert!(
+        stderr.contains("note: 1 of 1 configurations stopped before their 95% CI was within"),
+        "{stderr}"
+    );
 
     // The report's machine page says the same about the decode's scope.
     let report = tempfile::tempdir().unwrap();

@@ -169,6 +169,34 @@ pub fn summary_table(measurements: &[Measurement], target_relative_ci: f64) -> S
     aligned(&rows)
 }
 
+/// A closing line when some configurations did not reach the CI target (or failed), so a
+/// run that is mostly time caps is not read as a clean one.
+pub fn shortfall_note(measurements: &[Measurement], target_relative_ci: f64) -> Option<String> {
+    let failed = measurements.iter().filter(|m| m.error.is_some()).count();
+    let short = measurements
+        .iter()
+        .filter(|m| m.error.is_none() && status(m, target_relative_ci) != "ok")
+        .count();
+    if failed + short == 0 {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if short > 0 {
+        parts.push(format!(
+            "{short} of {} configurations stopped before their 95% CI was within {} \
+             (raise --max-time to tighten them)",
+            measurements.len(),
+            format::percent(target_relative_ci)
+        ));
+    }
+    if failed > 0 {
+        parts.push(format!(
+            "{failed} failed (the reason is in the result file)"
+        ));
+    }
+    Some(format!("note: {}", parts.join("; ")))
+}
+
 /// Columns padded to their widest cell (in characters, for `×` and `µ`); the last one is not.
 fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
@@ -352,10 +380,19 @@ mod tests {
         let e = estimate(&Observations::Samples(samples.clone())).unwrap();
         let expected = (e.center - e.lower.unwrap()).max(e.upper.unwrap() - e.center) / e.center;
         assert_eq!(report_ci(&samples), Some(expected));
-        let table = summary_table(&[measured(gemm(), samples, "converged")], 0.5);
+        let measurements = [measured(gemm(), samples, "converged")];
+        let table = summary_table(&measurements, 0.5);
         assert!(
             table.contains(&format!("±{}", format::percent(expected))),
             "{table}"
+        );
+        assert_eq!(shortfall_note(&measurements, 0.5), None);
+        assert_eq!(
+            shortfall_note(&measurements, 1e-9).as_deref(),
+            Some(
+                "note: 1 of 1 configurations stopped before their 95% CI was within \
+                 1.00e-7% (raise --max-time to tighten them)"
+            )
         );
     }
 

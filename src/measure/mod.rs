@@ -132,6 +132,9 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     file.write(&run)?;
     eprintln!();
     eprint!("{}", console::summary_table(&run.measurements, target_ci));
+    if let Some(note) = console::shortfall_note(&run.measurements, target_ci) {
+        eprintln!("{note}");
+    }
     eprintln!(
         "{} {} configurations → {}",
         if interrupted {
