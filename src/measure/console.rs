@@ -265,9 +265,10 @@ pub fn configuration_list(
     let per_config_s = settings.warmup_time_s + settings.max_time_per_config_s;
     format!(
         "{} configuration{} of the {} suite on {backend} (selection: {selection}):\n{}\
-         estimated duration: about {} ({} per configuration: {} untimed warm-up, then up to \
-         {} timed until the 95% CI of the median is within {}; longer where {} iterations take \
-         more than that, plus set-up and verification)\n",
+         estimated duration: about {} of warm-up and timing ({} per configuration: {} \
+         untimed warm-up, then up to {} timed until the 95% CI of the median is within {}); \
+         set-up and verification come on top, and a configuration whose {} timed iterations \
+         outlast the cap takes longer\n",
         specs.len(),
         if specs.len() == 1 { "" } else { "s" },
         settings.suite,
@@ -426,7 +427,7 @@ mod tests {
         assert!(text.contains("m=n=k=2048"), "{text}");
         assert!(text.contains("17.2 GFLOP"), "{text}");
         assert!(
-            text.contains("estimated duration: about 6 s (3 s per configuration"),
+            text.contains("estimated duration: about 6 s of warm-up and timing (3 s per"),
             "{text}"
         );
         assert_eq!(minutes(123.0), "2 min 3 s");
