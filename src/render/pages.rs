@@ -289,6 +289,15 @@ pub fn rate_text(rate: &RateEstimate) -> String {
     }
 }
 
+/// A decode through part of the model (the CPU's one layer) says so, with the whole model's
+/// tokens/s beside it.
+fn decode_scope(spec: &silirep_core::KernelSpec, rate: &RateEstimate, text: String) -> String {
+    match format::decode_scope(spec, rate.value) {
+        Some(scope) => format!("{text} {scope}"),
+        None => text,
+    }
+}
+
 /// Whether every voting row (no caveats) names `winner` with a CI that excludes 1: then the
 /// direction is certain even when the geometric mean's CI across workloads is wide.
 fn unanimous(c: &crate::analysis::verdicts::CategoryVerdict, winner: &str) -> bool {
@@ -770,7 +779,10 @@ pub fn machine_page_view(
             precision: r.spec.precision_label().to_string(),
             params: r.spec.params_label().to_string(),
             framework: r.framework.to_string(),
-            rate: rate.as_ref().map(rate_text).unwrap_or_else(|| "—".into()),
+            rate: rate
+                .as_ref()
+                .map(|rate| decode_scope(&r.spec, rate, rate_text(rate)))
+                .unwrap_or_else(|| "—".into()),
             time: r
                 .timing
                 .as_ref()

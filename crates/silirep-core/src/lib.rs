@@ -15,5 +15,6 @@ pub mod stats;
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, ModelPhase, Pass,
+    SizeMeaning,
 };
 pub use schema::{Measurement, RunFile};
