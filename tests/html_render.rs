@@ -38,6 +38,84 @@ fn headless(browser: &Path, profile: &Path) -> Command {
     cmd
 }
 
+/// Pixels of a PNG screenshot that are not white, and those saturated enough to come from a
+/// chart series rather than black text.
+fn inked_and_colourful(shot: &Path) -> (usize, usize, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels = &buf[..info.buffer_size()];
+    let (mut non_white, mut colourful) = (0usize, 0usize);
+    for px in pixels.chunks(channels) {
+        let (r, g, b) = (px[0] as i32, px[1] as i32, px[2] as i32);
+        if r < 245 || g < 245 || b < 245 {
+            non_white += 1;
+        }
+        if (r - g).abs().max((g - b).abs()).max((r - b).abs()) > 60 {
+            colourful += 1;
+        }
+    }
+    (non_white, colourful, pixels.len() / channels)
+}
+
+/// A report of one machine has a first screen worth reading: its headline figures and its
+/// roofline chart render, and no section is an empty heading.
+#[test]
+fn single_machine_report_renders_its_headlines_and_roofline_in_chromium() {
+    let Some(browser) = browser() else {
+        assert!(
+            std::env::var("SILIREP_REQUIRE_BROWSER").is_err(),
+            "SILIREP_REQUIRE_BROWSER is set but no chromium is installed"
+        );
+        eprintln!("skipped: no chromium on PATH (CI installs it)");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_silirep"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["report", "results/raw/amd-epyc-35c1aed4", "-o"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let url = format!("file://{}", out.path().join("index.html").display());
+    let profile = tempfile::tempdir().unwrap();
+    let dom = headless(&browser, profile.path())
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<h1>AMD EPYC</h1>"), "{dom}");
+    assert!(dom.contains("Headline figures") && dom.contains("bandwidth_read"));
+    assert!(dom.contains("Roofline"), "roofline chart missing");
+    assert!(
+        !dom.contains("Which machine for what"),
+        "a comparison heading with one machine"
+    );
+    let shot = out.path().join("shot.png");
+    let profile = tempfile::tempdir().unwrap();
+    headless(&browser, profile.path())
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,2000")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(shot.is_file(), "no screenshot");
+    let (non_white, colourful, total) = inked_and_colourful(&shot);
+    assert!(non_white * 50 > total, "page looks blank");
+    assert!(
+        colourful > 2000,
+        "no chart colours on the first screens ({colourful})"
+    );
+}
+
 #[test]
 fn html_report_renders_with_its_charts_in_chromium() {
     let Some(browser) = browser() else {
@@ -93,25 +171,7 @@ fn html_report_renders_with_its_charts_in_chromium() {
         "no screenshot: {}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels = &buf[..info.buffer_size()];
-    let mut non_white = 0usize;
-    let mut colourful = 0usize;
-    for px in pixels.chunks(channels) {
-        let (r, g, b) = (px[0] as i32, px[1] as i32, px[2] as i32);
-        if r < 245 || g < 245 || b < 245 {
-            non_white += 1;
-        }
-        // Saturated pixels come from chart series, not from black text on white.
-        if (r - g).abs().max((g - b).abs()).max((r - b).abs()) > 60 {
-            colourful += 1;
-        }
-    }
-    let total = pixels.len() / channels;
+    let (non_white, colourful, total) = inked_and_colourful(&shot);
     assert!(
         non_white * 50 > total,
         "page looks blank: {non_white} of {total} pixels inked"

@@ -236,37 +236,85 @@ enum Legend {
     Marker(usize, String),
 }
 
+/// Distinct marker shapes: eight outlines, each drawn filled and then hollow, so a roofline
+/// tells sixteen workloads apart before a shape repeats.
+pub const MARKER_KINDS: usize = 16;
+
+/// The (outline, filled) pair of marker `shape`; distinct for every `shape < MARKER_KINDS`.
+fn marker_style(shape: usize) -> (usize, bool) {
+    let shape = shape % MARKER_KINDS;
+    (shape % 8, shape < 8)
+}
+
 fn draw_marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     shape: usize,
     (x, y): (i32, i32),
     colour: RGBColor,
 ) -> Result<(), ChartError> {
-    let style = colour.filled();
+    let (outline, filled) = marker_style(shape);
+    let style = if filled {
+        colour.filled()
+    } else {
+        colour.stroke_width(2)
+    };
     let r = 5;
-    match shape % 4 {
+    let polygon = |points: Vec<(i32, i32)>| -> Result<(), ChartError> {
+        if filled {
+            area.draw(&Polygon::new(points, style)).map_err(draw_err)
+        } else {
+            let mut closed = points.clone();
+            closed.push(points[0]);
+            area.draw(&PathElement::new(closed, style))
+                .map_err(draw_err)
+        }
+    };
+    let line = |from: (i32, i32), to: (i32, i32)| -> Result<(), ChartError> {
+        area.draw(&PathElement::new(vec![from, to], colour.stroke_width(2)))
+            .map_err(draw_err)
+    };
+    match outline {
         0 => area.draw(&Circle::new((x, y), r, style)).map_err(draw_err),
         1 => area
             .draw(&Rectangle::new([(x - r, y - r), (x + r, y + r)], style))
             .map_err(draw_err),
-        2 => area
-            .draw(&Polygon::new(
-                vec![(x, y - r - 1), (x - r, y + r), (x + r, y + r)],
-                style,
-            ))
-            .map_err(draw_err),
-        _ => {
-            area.draw(&PathElement::new(
-                vec![(x - r, y - r), (x + r, y + r)],
-                colour.stroke_width(2),
-            ))
-            .map_err(draw_err)?;
-            area.draw(&PathElement::new(
-                vec![(x - r, y + r), (x + r, y - r)],
-                colour.stroke_width(2),
-            ))
-            .map_err(draw_err)
+        2 => polygon(vec![(x, y - r - 1), (x - r, y + r), (x + r, y + r)]),
+        3 => polygon(vec![(x, y + r + 1), (x - r, y - r), (x + r, y - r)]),
+        4 => polygon(vec![
+            (x, y - r - 1),
+            (x + r + 1, y),
+            (x, y + r + 1),
+            (x - r - 1, y),
+        ]),
+        5 => polygon(vec![
+            (x - r, y - 2),
+            (x - 2, y - 2),
+            (x - 2, y - r),
+            (x + 2, y - r),
+            (x + 2, y - 2),
+            (x + r, y - 2),
+            (x + r, y + 2),
+            (x + 2, y + 2),
+            (x + 2, y + r),
+            (x - 2, y + r),
+            (x - 2, y + 2),
+            (x - r, y + 2),
+        ]),
+        6 => {
+            line((x - r, y - r), (x + r, y + r))?;
+            line((x - r, y + r), (x + r, y - r))?;
+            if filled {
+                line((x - r, y), (x + r, y))?;
+            }
+            Ok(())
         }
+        _ => polygon(vec![
+            (x - r, y - 2),
+            (x, y - r - 1),
+            (x + r, y - 2),
+            (x + r - 2, y + r),
+            (x - r + 2, y + r),
+        ]),
     }
 }
 
@@ -774,5 +822,12 @@ mod tests {
         assert_eq!(si_label(1.5e12, "FLOP/s"), "1.5 TFLOP/s");
         assert_eq!(si_label(100e9, "B/s"), "100 GB/s");
         assert_eq!(si_label(0.5, ""), "0.5");
+    }
+
+    #[test]
+    fn sixteen_workloads_get_sixteen_different_markers() {
+        let styles: std::collections::BTreeSet<(usize, bool)> =
+            (0..MARKER_KINDS).map(marker_style).collect();
+        assert_eq!(styles.len(), MARKER_KINDS);
     }
 }
