@@ -190,7 +190,7 @@ pub fn render_all(
     }
     let mut table = ingest::table::build(&dataset.records).context("building the tidy table")?;
     let mut csv = Vec::new();
-    ingest::table::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;
+    crate::render::csv::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;
     outputs.add("measurements.csv", csv)?;
     Ok(outputs)
 }
@@ -278,7 +278,7 @@ fn source_date_epoch() -> Result<Option<String>> {
                 format!("SOURCE_DATE_EPOCH={text:?}: expected whole seconds since 1970-01-01 UTC")
             })?;
             Ok(Some(
-                crate::measure::timestamp::UtcTime::from_unix(seconds, 0).rfc3339(),
+                crate::util::time::UtcTime::from_unix(seconds, 0).rfc3339(),
             ))
         }
         Err(_) => Ok(None),

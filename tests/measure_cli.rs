@@ -462,12 +462,10 @@ fn console_labels_sizes_decode_scope_and_the_ci_against_its_target() {
     assert!(stderr.contains(" tokens/s per layer ("), "{stderr}");
     assert!(stderr.contains(" tokens/s for all 32 layers)"), "{stderr}");
     // The CI printed is the report's: the bootstrap interval of the median.
-    let e = silirep_analysis::estimate(&silirep_analysis::Observations::Samples(
-        m.samples_s.clone(),
-    ))
-    .unwrap();
+    let e = silirep_stats::estimate(&silirep_stats::Observations::Samples(m.samples_s.clone()))
+        .unwrap();
     let ci = e.relative_half_width().unwrap();
-    let shown = silirep::render::format::percent(ci);
+    let shown = silirep::util::format::percent(ci);
     assert!(
         stderr.contains(&format!("time cap, CI ±{shown} > target 0.00100%")),
         "{shown}: {stderr}"

@@ -8,7 +8,7 @@
 use super::{RateEstimate, observations};
 use crate::ingest::{Dataset, MachineKey, Record};
 use rayon::prelude::*;
-use silirep_analysis::RatioEstimate;
+use silirep_stats::RatioEstimate;
 use std::collections::BTreeMap;
 
 /// What must match for two records to be compared.
@@ -83,7 +83,7 @@ pub struct ComparisonRow {
 pub struct FamilySummary {
     pub family: String,
     pub rows: usize,
-    pub geomean: silirep_analysis::GeoMean,
+    pub geomean: silirep_stats::GeoMean,
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +178,7 @@ fn compare_records(
     (b, rate_b): Indexed,
 ) -> Option<ComparisonRow> {
     // Speedup of A over B = time B / time A, which is what `ratio(a, b)` computes.
-    let speedup = silirep_analysis::ratio(
+    let speedup = silirep_stats::ratio(
         &observations(a.timing.as_ref()?),
         &observations(b.timing.as_ref()?),
     )
@@ -222,7 +222,7 @@ fn summarise_families(rows: &[ComparisonRow]) -> Vec<FamilySummary> {
             Some(FamilySummary {
                 family: family.to_string(),
                 rows: ratios.len(),
-                geomean: silirep_analysis::geometric_mean_ratio(&ratios).ok()?,
+                geomean: silirep_stats::geometric_mean_ratio(&ratios).ok()?,
             })
         })
         .collect()

@@ -1,15 +1,16 @@
 //! From records to conclusions: per-measurement estimates, machine-vs-machine ratios,
 //! rooflines and the "which machine for what" verdicts. The mathematics lives in the
-//! `silirep-analysis` crate as pure functions; this module decides what to compare with what.
+//! `silirep-stats` (statistics) and `silirep-model` (roofline and workload maths) crates as pure
+//! functions; this module decides what to compare with what.
 
 pub mod catalog;
 pub mod compare;
 pub mod report_sets;
-pub mod roofline;
+pub mod rooflines;
 pub mod verdicts;
 
 use crate::ingest::{Dataset, Record, Timing};
-use silirep_analysis::Observations;
+use silirep_stats::Observations;
 
 /// What a workload's rate is measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -68,7 +69,7 @@ pub struct RateEstimate {
 pub fn rate_estimate(record: &Record) -> Option<RateEstimate> {
     let timing = record.timing.as_ref()?;
     let (unit, work) = rate_basis(record)?;
-    let estimate = silirep_analysis::estimate(&observations(timing)).ok()?;
+    let estimate = silirep_stats::estimate(&observations(timing)).ok()?;
     if estimate.center.is_nan() || estimate.center <= 0.0 {
         return None;
     }
@@ -88,7 +89,7 @@ pub struct Analysis {
     /// One estimate per record, aligned with `Dataset::records`: bootstraps run once.
     pub rates: Vec<Option<RateEstimate>>,
     pub comparisons: Vec<compare::Comparison>,
-    pub rooflines: Vec<roofline::Roofline>,
+    pub rooflines: Vec<rooflines::Roofline>,
     pub verdicts: Vec<verdicts::PairVerdicts>,
 }
 
@@ -113,7 +114,7 @@ pub fn analyse_with_rates(
     catalog: &catalog::Catalog,
 ) -> Analysis {
     let comparisons = compare::compare_machines(dataset, &rates);
-    let rooflines = roofline::rooflines(dataset, catalog);
+    let rooflines = rooflines::rooflines(dataset, catalog);
     let verdicts = verdicts::derive(&comparisons, &rooflines);
     Analysis {
         rates,

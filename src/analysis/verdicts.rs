@@ -4,9 +4,9 @@
 //! the winner, factor and CI come from the ratio of the two machines' measurements.
 
 use super::compare::{Comparison, ComparisonRow, Side};
-use super::roofline::Roofline;
+use super::rooflines::Roofline;
 use crate::ingest::MachineKey;
-use silirep_analysis::Bound;
+use silirep_model::Bound;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -59,7 +59,7 @@ pub struct CategoryVerdict {
     pub overall_upper: Option<f64>,
     /// Why the mean has no CI, when it has none; with the range of the factors it averages,
     /// oriented like `overall_factor`.
-    pub overall_no_ci: Option<silirep_analysis::NoCi>,
+    pub overall_no_ci: Option<silirep_stats::NoCi>,
     pub overall_range: Option<(f64, f64)>,
     /// How many rows the geometric mean is over (rows with caveats do not vote).
     pub voting_rows: usize,
@@ -121,7 +121,7 @@ fn bound_on(
 }
 
 pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVerdicts> {
-    let index = super::roofline::index(rooflines);
+    let index = super::rooflines::index(rooflines);
     comparisons
         .iter()
         .map(|c| {
@@ -179,7 +179,7 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         .filter(|(v, _)| v.caveats.is_empty())
                         .map(|(_, r)| *r)
                         .collect();
-                    let geo = silirep_analysis::geometric_mean_ratio(&ratios).ok();
+                    let geo = silirep_stats::geometric_mean_ratio(&ratios).ok();
                     let (overall_winner, overall_factor, overall_lower, overall_upper) = match &geo
                     {
                         Some(g) if g.value >= 1.0 => {

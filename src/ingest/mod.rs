@@ -8,6 +8,7 @@
 //! whether that is fatal.
 
 pub mod cross_checks;
+pub mod folders;
 pub mod json_text;
 pub mod mac_ml_benchmark;
 pub mod native;
@@ -283,7 +284,7 @@ pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
         let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let machine = folder_machines
             .entry(folder.clone())
-            .or_insert_with(|| mac_ml_benchmark::folder_machine(&folder, base))
+            .or_insert_with(|| folders::folder_machine(&folder, base))
             .clone();
         load_file(&importers, base, path, &machine, &mut dataset);
     }

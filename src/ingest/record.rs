@@ -25,7 +25,7 @@ impl Timing {
     /// Median of samples, else the mean, else the single value.
     pub fn center_s(&self) -> f64 {
         match self {
-            Timing::Samples(s) => silirep_core::stats::median(s).unwrap_or(f64::NAN),
+            Timing::Samples(s) => silirep_core::median::median(s).unwrap_or(f64::NAN),
             Timing::Summary { mean_s, .. } => *mean_s,
             Timing::Single(v) => *v,
         }

@@ -1,13 +1,13 @@
 //! What `silirep measure` prints while and after measuring, and for `--list`. Every number
 //! says what it is: sizes carry their unit and meaning (`m=n=k=2048`, `256 MiB per array`),
 //! a partial decode says it is per layer and what the whole model implies, and the CI is
-//! the report's own (the bootstrap interval of `silirep_analysis::estimate`), so the console
+//! the report's own (the bootstrap interval of `silirep_stats::estimate`), so the console
 //! and the report never disagree. `ok` means the CI target was met, nothing less.
 
-use crate::render::format;
-use silirep_analysis::{Observations, estimate};
+use crate::util::format;
 use silirep_core::KernelSpec;
 use silirep_core::schema::{ErrorKind, Measurement, Settings};
+use silirep_stats::{Observations, estimate};
 
 /// The configuration's selectable size with its unit and meaning.
 pub fn size_label(spec: &KernelSpec) -> String {
@@ -48,7 +48,7 @@ fn bytes_text(bytes: f64) -> String {
 /// The figure a user reads first for a kernel: B/s for bandwidth, tokens/s for decode
 /// (per layer where only part of the model ran), FLOP/s otherwise.
 pub fn headline_rate(m: &Measurement) -> Option<String> {
-    let median = silirep_core::stats::median(&m.samples_s)?;
+    let median = silirep_core::median::median(&m.samples_s)?;
     Some(match m.spec.family() {
         "bandwidth" => format::si(m.bytes? / median, "B/s"),
         "decode" => format::decode_rate(&m.spec, m.spec.tokens()? / median),
@@ -125,7 +125,7 @@ pub fn summary_line(m: &Measurement, target_relative_ci: f64) -> String {
         (None, Some(rate)) => format!(
             "  {}: {rate} (median {}, 95% CI {}, n={}) {}",
             describe_spec(&m.spec),
-            format::duration(silirep_core::stats::median(&m.samples_s).unwrap_or(f64::NAN)),
+            format::duration(silirep_core::median::median(&m.samples_s).unwrap_or(f64::NAN)),
             ci_text(&m.samples_s),
             m.samples_s.len(),
             status(m, target_relative_ci)
@@ -157,7 +157,7 @@ pub fn summary_table(measurements: &[Measurement], target_relative_ci: f64) -> S
             m.spec.name(),
             m.spec.precision_label(),
             size_label(&m.spec),
-            silirep_core::stats::median(&m.samples_s)
+            silirep_core::median::median(&m.samples_s)
                 .map(format::duration)
                 .unwrap_or_else(|| "—".into()),
             headline_rate(m).unwrap_or_else(|| "—".into()),

@@ -7,11 +7,10 @@ pub mod console;
 pub mod options;
 pub mod selection;
 pub mod system;
-pub mod timestamp;
 pub mod writer;
 
 use crate::cli::MeasureArgs;
-use crate::render::format;
+use crate::util::format;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use silirep_core::harness::{self, StoppingRule};
@@ -64,7 +63,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
             .map(|a| a.name.clone())
             .unwrap_or_else(|| machine.cpu.model.clone())
     });
-    let started = timestamp::now_utc();
+    let started = crate::util::time::now_utc();
     let run_id = format!(
         "{}-{}-{:04x}",
         machine.id,
@@ -129,7 +128,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     } else {
         RunStatus::Completed
     };
-    run.finished_at = Some(timestamp::now_utc().rfc3339());
+    run.finished_at = Some(crate::util::time::now_utc().rfc3339());
     file.write(&run)?;
     eprintln!();
     eprint!("{}", console::summary_table(&run.measurements, target_ci));

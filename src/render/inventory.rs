@@ -3,13 +3,13 @@
 //! know whether the report below it stands on the data they expected.
 
 use crate::ingest::{Dataset, FileStatus};
-use crate::render::format;
+use crate::util::format;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// Markdown-safe table cell: pipes escaped, newlines flattened.
 fn cell(text: &str) -> String {
-    super::format::markdown_text(text)
+    crate::util::format::markdown_text(text)
 }
 
 /// The inventory as the report's appendix: a level-2 section with level-3 and -4 headings.

@@ -1,8 +1,8 @@
 //! Everything a report writes: Markdown, HTML, charts, CSV. Numbers are formatted only by
-//! [`format`]; files are written only through [`output`].
+//! [`crate::util::format`]; files are written only through [`output`].
 
 pub mod charts;
-pub mod format;
+pub mod csv;
 pub mod inventory;
 pub mod output;
 pub mod pages;

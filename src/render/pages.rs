@@ -1,16 +1,16 @@
 //! The report's pages: a view model of preformatted strings (numbers formatted only by
-//! [`super::format`]) rendered through tera templates. Templates hold presentation only; the
+//! [`crate::util::format`]) rendered through tera templates. Templates hold presentation only; the
 //! built-in ones are compiled into the binary and `--templates DIR` overrides them by name.
 
 use super::charts::{ChartSpec, NamedChart};
-use super::format;
 use crate::analysis::compare::ComparisonRow;
 use crate::analysis::verdicts::PairVerdicts;
 use crate::analysis::{Analysis, RateEstimate, RateUnit};
 use crate::ingest::{Dataset, MachineKey};
+use crate::util::format;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silirep_analysis::Bound;
+use silirep_model::Bound;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -338,14 +338,14 @@ fn overall_text(c: &crate::analysis::verdicts::CategoryVerdict) -> String {
                 .map(|(lo, hi)| format!("from {} to {}", format::ratio(lo), format::ratio(hi)))
                 .unwrap_or_default();
             let why = match c.overall_no_ci {
-                Some(silirep_analysis::NoCi::TooSpread { lower, upper }) => format!(
+                Some(silirep_stats::NoCi::TooSpread { lower, upper }) => format!(
                     "the workloads disagree too widely for one (it would span {} – {})",
                     format::ratio(lower),
                     format::ratio(upper)
                 ),
                 _ => format!(
                     "{n} workloads are too few for one (a CI needs at least {})",
-                    silirep_analysis::MIN_WORKLOADS_FOR_CI
+                    silirep_stats::MIN_WORKLOADS_FOR_CI
                 ),
             };
             if unanimous(c, w) {
@@ -372,7 +372,7 @@ fn excluded_note(excluded: usize) -> String {
     }
 }
 
-fn ratio_text(s: &silirep_analysis::RatioEstimate) -> String {
+fn ratio_text(s: &silirep_stats::RatioEstimate) -> String {
     match (s.lower, s.upper) {
         (Some(lo), Some(hi)) => format!(
             "{} [{} – {}]",
@@ -384,7 +384,7 @@ fn ratio_text(s: &silirep_analysis::RatioEstimate) -> String {
     }
 }
 
-fn verdict_text(a: &str, b: &str, s: &silirep_analysis::RatioEstimate) -> String {
+fn verdict_text(a: &str, b: &str, s: &silirep_stats::RatioEstimate) -> String {
     match s.significant {
         Some(false) => "no significant difference".into(),
         _ => {
@@ -552,7 +552,7 @@ fn headline_views(dataset: &Dataset, analysis: &Analysis) -> Vec<HeadlineView> {
 }
 
 /// `gemm m=… (cpu)`, and why the sweep set it where it did.
-fn ceiling_source(c: &crate::analysis::roofline::Ceiling) -> String {
+fn ceiling_source(c: &crate::analysis::rooflines::Ceiling) -> String {
     let source = format!("{} {} ({})", c.kernel, c.params, c.framework);
     match &c.note {
         Some(note) => format!("{source}; {note}"),
@@ -637,7 +637,7 @@ pub fn report_view(
                             format::ratio(lo),
                             format::ratio(hi)
                         ),
-                        (_, _, Some(silirep_analysis::NoCi::TooSpread { .. })) => format!(
+                        (_, _, Some(silirep_stats::NoCi::TooSpread { .. })) => format!(
                             "{} (from {} to {}; too spread for a CI)",
                             format::ratio(f.geomean.value),
                             format::ratio(f.geomean.range.0),

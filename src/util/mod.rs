@@ -1,8 +1,12 @@
-//! Small helpers every stage uses: names made safe for files and ids, a stable hash, and the
-//! rule that names a machine. They live here rather than in the stage that first needed them,
-//! so measuring, reading and rendering agree on one definition.
+//! Small helpers every stage uses: names made safe for files and ids, a stable hash, the rule
+//! that names a machine, the one formatter of numbers ([`format`]: the console and the report
+//! agree on precision and units) and UTC timestamps ([`time`]). They live here rather than in
+//! the stage that first needed them, so measuring, reading and rendering agree on one
+//! definition.
 
+pub mod format;
 pub mod machine_id;
+pub mod time;
 
 /// Lower-case ASCII letters and digits joined by single dashes.
 pub fn slug(text: &str) -> String {

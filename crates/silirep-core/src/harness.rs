@@ -4,10 +4,10 @@
 
 use crate::backend::{Backend, KernelError, PreparedKernel};
 use crate::kernels::KernelSpec;
+use crate::median;
 use crate::schema::{
     ErrorKind, Measurement, MeasurementError, Settings, Verification, VerificationStatus,
 };
-use crate::stats;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -70,7 +70,7 @@ impl StoppingRule {
             return Some(StopReason::SampleCap);
         }
         if samples.len() >= self.min_samples
-            && let Some(rel) = stats::relative_ci_half_width(samples)
+            && let Some(rel) = median::relative_ci_half_width(samples)
             && rel <= self.target_relative_ci
         {
             return Some(StopReason::Converged);
@@ -193,7 +193,7 @@ fn run_prepared(
     }
     out.warmup_iterations = warmup.len() as u32;
 
-    let mut estimate_s = stats::median(&warmup).unwrap_or(0.0);
+    let mut estimate_s = median::median(&warmup).unwrap_or(0.0);
     kernel.begin_timing();
     let started = Instant::now();
     let reason = loop {
@@ -208,7 +208,7 @@ fn run_prepared(
             )));
         }
         out.samples_s.extend_from_slice(&times);
-        estimate_s = stats::median(&times).unwrap_or(estimate_s);
+        estimate_s = median::median(&times).unwrap_or(estimate_s);
         if let Some(reason) = rule.should_stop(&out.samples_s, started.elapsed().as_secs_f64()) {
             break reason;
         }
@@ -407,7 +407,7 @@ mod tests {
             1,
             &AtomicBool::new(false),
         );
-        assert_eq!(stats::median(&cold.samples_s), Some(1e-3));
+        assert_eq!(median::median(&cold.samples_s), Some(1e-3));
         let warm_rule = StoppingRule {
             warmup_time_s: 0.1,
             ..rule()
@@ -419,7 +419,7 @@ mod tests {
             1,
             &AtomicBool::new(false),
         );
-        assert_eq!(stats::median(&warm.samples_s), Some(1.25e-3));
+        assert_eq!(median::median(&warm.samples_s), Some(1.25e-3));
         assert!(warm.warmup_iterations >= 40, "{}", warm.warmup_iterations);
     }
 

@@ -8,9 +8,9 @@
 pub mod backend;
 pub mod harness;
 pub mod kernels;
+pub mod median;
 pub mod rng;
 pub mod schema;
-pub mod stats;
 
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{

@@ -382,7 +382,7 @@ impl MatmulPlan {
             .iter()
             .enumerate()
             .filter_map(|(index, times)| {
-                Some((silirep_core::stats::median(times.as_ref()?)?, index))
+                Some((silirep_core::median::median(times.as_ref()?)?, index))
             })
             .min_by(|x, y| x.0.total_cmp(&y.0));
         self.chosen = ranked.map_or(0, |(_, index)| index);

@@ -170,7 +170,7 @@ pub fn reason_names(mask: u64) -> Vec<&'static str> {
 /// median and range, power, peak temperature, and every limiting reason seen.
 pub fn summarize(readings: &[Reading]) -> BTreeMap<String, String> {
     let mut details = BTreeMap::new();
-    let median_of = |values: &[f64]| silirep_core::stats::median(values).unwrap_or(f64::NAN);
+    let median_of = |values: &[f64]| silirep_core::median::median(values).unwrap_or(f64::NAN);
     let clocks: Vec<f64> = readings
         .iter()
         .filter_map(|r| r.sm_clock_mhz.map(f64::from))

@@ -18,6 +18,7 @@
 pub mod error;
 pub mod plan;
 pub mod predict;
+pub mod roofline;
 pub mod roofs;
 pub mod shape;
 pub mod work;
@@ -33,6 +34,7 @@ pub use predict::{
     largest_fitting, max_parameters_fitting, memory_footprint, predict_decode_rates,
     predict_generation, predict_prefill, predict_training_step, predict_ttft,
 };
+pub use roofline::{Bound, attainable_flops, bound, ridge_point_flops_per_byte, roof_fraction};
 pub use roofs::{
     Link, MachineRoofs, Prediction, Roof, RoofKind, RoofSource, RoofTime, predict_phase,
 };

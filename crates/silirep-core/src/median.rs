@@ -1,6 +1,6 @@
-//! The small amount of statistics the harness needs while measuring: the median and a
-//! distribution-free confidence interval for it, to decide when enough samples were taken.
-//! The report's statistics (bootstrap, t-intervals, ratios) live in the `silirep` crate.
+//! The median of timing samples and a distribution-free confidence interval for it: what the
+//! harness needs while measuring, to decide when enough samples were taken. The report's
+//! statistics (bootstrap, t-intervals, ratios) live in the `silirep-stats` crate.
 
 /// Median of `values`; `None` when empty or when any value is NaN.
 pub fn median(values: &[f64]) -> Option<f64> {

@@ -10,8 +10,8 @@
 
 use super::catalog::{Catalog, Datasheet};
 use crate::ingest::{Dataset, MachineKey, Record};
-use silirep_analysis::Bound;
 use silirep_core::{Dtype, KernelSpec, ModelPhase};
+use silirep_model::Bound;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a ceiling came from, so the report can say "best of: f16 GEMM 4096, pytorch_mps".
@@ -204,7 +204,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
             let Some(compute) = raised_by_sweep(gemm, sweep, "GEMM") else {
                 continue;
             };
-            let ridge = silirep_analysis::ridge_point_flops_per_byte(compute.value, memory.value);
+            let ridge = silirep_model::ridge_point_flops_per_byte(compute.value, memory.value);
             let mut points = Vec::new();
             for r in records.iter().filter(same_precision) {
                 if r.spec.family() == "bandwidth" {
@@ -215,14 +215,14 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                 };
                 let achieved = r.flop_per_s();
                 let roof_fraction = achieved
-                    .map(|a| silirep_analysis::roof_fraction(a, i, compute.value, memory.value));
+                    .map(|a| silirep_model::roof_fraction(a, i, compute.value, memory.value));
                 points.push(RoofPoint {
                     kernel: r.spec.name(),
                     params: r.spec.params_label(),
                     framework: r.framework.clone(),
                     intensity_flops_per_byte: i,
                     achieved_flops_per_s: achieved,
-                    bound: silirep_analysis::bound(i, compute.value, memory.value),
+                    bound: silirep_model::bound(i, compute.value, memory.value),
                     above_roof: roof_fraction
                         .filter(|f| *f > ABOVE_ROOF_TOLERANCE)
                         .map(|_| above_roof_reason(r)),
