@@ -181,10 +181,9 @@ pub fn render_all(
         rates,
         catalog,
     );
-    for key in dataset.machines.keys() {
-        let page = pages::machine_page_view(dataset, &everything, key);
+    for (key, page) in pages::machine_page_views(dataset, &everything) {
         outputs.add(
-            &format!("machines/{}.md", pages::machine_file_stem(key)),
+            &format!("machines/{}.md", pages::machine_file_stem(&key)),
             pages::render(templates, "machine.md.tera", &page)?.into_bytes(),
         )?;
     }

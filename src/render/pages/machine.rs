@@ -1,0 +1,144 @@
+//! The page of one machine: its rooflines and every measurement, with its status, clock and
+//! source.
+
+use super::text::{decode_scope, rate_text};
+use super::{MachineView, RooflineView, machine_views, roofline_views};
+use crate::analysis::Analysis;
+use crate::ingest::{Dataset, MachineKey};
+use crate::util::format;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct MachinePageView {
+    pub machine: MachineView,
+    pub rooflines: Vec<RooflineView>,
+    pub measurements: Vec<MeasurementView>,
+    /// Whether any measurement recorded its accelerator clock (adds a column).
+    pub has_clock: bool,
+}
+
+#[derive(Serialize)]
+pub struct MeasurementView {
+    pub kernel: String,
+    pub precision: String,
+    pub params: String,
+    pub framework: String,
+    pub rate: String,
+    pub time: String,
+    pub n: String,
+    pub status: String,
+    /// The accelerator clock while timed, and what limited it; "—" where not recorded.
+    pub clock: String,
+    pub source: String,
+}
+
+/// Every machine's page, in the dataset's machine order. Views shared by all pages (machines,
+/// rooflines) are built once, and records are grouped by machine in one pass.
+pub fn machine_page_views(
+    dataset: &Dataset,
+    analysis: &Analysis,
+) -> Vec<(MachineKey, MachinePageView)> {
+    let mut machines: std::collections::BTreeMap<(String, String), MachineView> =
+        machine_views(dataset, "../")
+            .into_iter()
+            .map(|m| ((m.id.clone(), m.label.clone()), m))
+            .collect();
+    let mut rooflines: std::collections::BTreeMap<(String, String), Vec<RooflineView>> =
+        std::collections::BTreeMap::new();
+    for r in roofline_views(analysis) {
+        rooflines
+            .entry((r.machine_id.clone(), r.machine.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut records_of: std::collections::BTreeMap<&MachineKey, Vec<_>> =
+        std::collections::BTreeMap::new();
+    for (r, rate) in dataset.records.iter().zip(&analysis.rates) {
+        records_of.entry(&r.machine).or_default().push((r, rate));
+    }
+    dataset
+        .machines
+        .keys()
+        .map(|key| {
+            let at = (key.id.clone(), key.label.clone());
+            let machine = machines.remove(&at).unwrap_or(MachineView {
+                label: key.label.clone(),
+                id: key.id.clone(),
+                page: String::new(),
+                frameworks: String::new(),
+                measurements: 0,
+            });
+            let page = machine_page_view(
+                machine,
+                rooflines.remove(&at).unwrap_or_default(),
+                records_of.remove(key).unwrap_or_default(),
+            );
+            (key.clone(), page)
+        })
+        .collect()
+}
+
+fn machine_page_view(
+    machine: MachineView,
+    rooflines: Vec<RooflineView>,
+    mut records: Vec<(
+        &crate::ingest::Record,
+        &Option<crate::analysis::RateEstimate>,
+    )>,
+) -> MachinePageView {
+    records.sort_by(|(x, _), (y, _)| {
+        (
+            x.spec.family(),
+            x.spec.name(),
+            x.spec.precision_label(),
+            x.spec.primary_size(),
+            &x.framework,
+            &x.source,
+        )
+            .cmp(&(
+                y.spec.family(),
+                y.spec.name(),
+                y.spec.precision_label(),
+                y.spec.primary_size(),
+                &y.framework,
+                &y.source,
+            ))
+    });
+    let measurements = records
+        .into_iter()
+        .map(|(r, rate)| MeasurementView {
+            kernel: r.spec.name().to_string(),
+            precision: r.spec.precision_label().to_string(),
+            params: r.spec.params_label().to_string(),
+            framework: r.framework.to_string(),
+            rate: rate
+                .as_ref()
+                .map(|rate| decode_scope(&r.spec, rate, rate_text(rate)))
+                .unwrap_or_else(|| "—".into()),
+            time: r
+                .timing
+                .as_ref()
+                .map(|t| format!("{} ({})", format::duration(t.center_s()), t.center_method()))
+                .unwrap_or_else(|| "—".into()),
+            n: r.timing
+                .as_ref()
+                .map(|t| t.n().to_string())
+                .unwrap_or_else(|| "0".into()),
+            status: match &r.error {
+                Some(e) => format!("failed: {e}"),
+                None if r.verification == "passed" => "verified".into(),
+                None if r.verification == "not_reported" => "not verified by source".into(),
+                None => r.verification.clone(),
+            }
+            .to_string(),
+            clock: r.clock.as_deref().unwrap_or("—").to_string(),
+            source: format!("{} {}", r.source.file, r.source.json_path),
+        })
+        .collect::<Vec<_>>();
+    MachinePageView {
+        has_clock: measurements.iter().any(|m| m.clock != "—"),
+        machine,
+        rooflines,
+        measurements,
+    }
+}
