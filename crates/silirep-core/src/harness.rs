@@ -113,6 +113,7 @@ pub fn measure(
         verification: Verification::not_run("not reached"),
         error: None,
         details: BTreeMap::new(),
+        topology: None,
     };
     let mut prepared = match backend.prepare(spec, seed) {
         Ok(p) => p,
@@ -126,6 +127,7 @@ pub fn measure(
         measurement.error = Some(e.to_measurement_error());
     }
     measurement.details.extend(prepared.details());
+    measurement.topology = prepared.topology();
     measurement
 }
 

@@ -14,6 +14,7 @@ pub mod stats;
 
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
-    AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, ModelPhase, Pass,
+    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
+    ModelPhase, Pass, TransferDirection,
 };
 pub use schema::{Measurement, RunFile};
