@@ -34,7 +34,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         crate::cli::SuiteArg::Standard => Suite::Standard,
         crate::cli::SuiteArg::Full => Suite::Full,
     };
-    let mut backend = backends::open(args.backend, args.threads)?;
+    let mut backend = backends::open(args.backend, args.threads, &args.gpus)?;
     eprintln!("backend: {}", backend.name());
 
     let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?;
@@ -238,6 +238,15 @@ fn headline_rate(m: &Measurement) -> Option<String> {
     let median = silirep_core::stats::median(&m.samples_s)?;
     Some(match m.spec.family() {
         "bandwidth" => format::si(m.bytes? / median, "B/s"),
+        // nccl-tests' algbw and busbw.
+        "interconnect" => match &m.spec {
+            silirep_core::KernelSpec::Collective { .. } => format!(
+                "{} algbw, {} busbw",
+                format::si(m.bytes? / median, "B/s"),
+                format::si(m.spec.bus_bytes()? / median, "B/s")
+            ),
+            _ => format::si(m.bytes? / median, "B/s"),
+        },
         "decode" => format!("{} tokens/s", format::sig3(m.spec.tokens()? / median)),
         _ => format::si(m.flops? / median, "FLOP/s"),
     })
