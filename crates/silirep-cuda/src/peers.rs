@@ -287,6 +287,36 @@ impl PeerDevice {
         Ok(())
     }
 
+    /// Copies `bytes` (a multiple of 4) from `src` to `dst` with this GPU's SMs
+    /// (interconnect.cu's `peer_copy_push`); `dst` may be another GPU's memory mapped by
+    /// peer access. Blocks: `blocks_per_sm` per SM, 256 threads each.
+    pub fn copy_with_sms(
+        &self,
+        src: u64,
+        dst: u64,
+        bytes: usize,
+        blocks_per_sm: u32,
+    ) -> Result<(), KernelError> {
+        let f = self
+            .functions
+            .get("peer_copy_push")
+            .ok_or_else(|| KernelError::Backend("kernel peer_copy_push was not compiled".into()))?;
+        let n = bytes as u64;
+        // No more blocks than 16-byte vectors need (an 8-byte copy runs one block).
+        let blocks = (self.sm_count * blocks_per_sm).min(n.div_ceil(16 * 256).max(1) as u32);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = self.stream.launch_builder(f);
+        launch.arg(&src).arg(&dst).arg(&n);
+        // SAFETY: (src, dst, bytes) as interconnect.cu declares; both hold `bytes` bytes and
+        // `dst` is this GPU's or mapped into it by peer access.
+        unsafe { launch.launch(cfg) }.map_err(driver_error)?;
+        Ok(())
+    }
+
     /// Sets every byte of `bytes` at `ptr` to `value` (a poison no pattern element has).
     pub fn poison(&self, ptr: u64, bytes: usize, value: u8) -> Result<(), KernelError> {
         self.ctx.bind_to_thread().map_err(driver_error)?;
@@ -300,6 +330,7 @@ impl PeerDevice {
     /// stream's queued work.
     pub fn download(&self, ptr: u64, offset: usize, bytes: usize) -> Result<Vec<u8>, KernelError> {
         self.synchronize()?;
+        self.ctx.bind_to_thread().map_err(driver_error)?;
         let mut raw = vec![0u8; bytes];
         // SAFETY: the caller's buffer holds at least offset + bytes bytes.
         unsafe { result::memcpy_dtoh_sync(&mut raw, ptr + offset as u64) }.map_err(driver_error)?;

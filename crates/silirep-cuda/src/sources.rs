@@ -83,7 +83,7 @@ pub const SOURCES: &[Source] = &[
     Source {
         file: INTERCONNECT_FILE,
         text: include_str!("kernels/interconnect.cu"),
-        kernels: &["fill_pattern_f32", "fill_pattern_bf16"],
+        kernels: &["fill_pattern_f32", "fill_pattern_bf16", "peer_copy_push"],
     },
 ];
 
