@@ -119,4 +119,8 @@ pub struct ReportArgs {
     /// JSON datasheet catalog extending the built-in one (peak FLOP/s, bandwidth).
     #[arg(long)]
     pub catalog: Option<PathBuf>,
+    /// TOML file choosing the analyses (default: `analyses.toml` in the results directory
+    /// when there is one, else one analysis per machine class).
+    #[arg(long)]
+    pub analyses: Option<PathBuf>,
 }

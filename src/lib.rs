@@ -12,3 +12,4 @@ pub mod ingest;
 pub mod measure;
 pub mod render;
 pub mod report;
+pub mod util;

@@ -1,5 +1,11 @@
-//! `silirep report`: load → analyse → render → write (or `--check`).
+//! `silirep report`: load → choose the analyses → analyse → render → write (or `--check`).
+//!
+//! A report holds one or several analyses (see [`crate::analysis::report_sets`]). With one,
+//! its page is the report's `index.md`; with several, `index.md` lists them and each has its
+//! folder (`<slug>/index.md`, `index.html`, `charts/`). Machine pages (`machines/`) and the
+//! tidy table (`measurements.csv`) always cover every result file.
 
+use crate::analysis::report_sets::{self, Chosen, ReportSet};
 use crate::analysis::{self, catalog::Catalog};
 use crate::cli::ReportArgs;
 use crate::ingest::{self, Dataset, FileStatus};
@@ -18,6 +24,18 @@ pub enum Outcome {
 pub fn run(args: &ReportArgs) -> Result<Outcome> {
     let mut dataset = ingest::load_dir(&args.results)?;
     ingest::ensure_record_machines(&mut dataset);
+    let config_path = args.analyses.clone().or_else(|| {
+        let beside = args.results.join(report_sets::CONFIG_FILE);
+        (args.results.is_dir() && beside.is_file()).then_some(beside)
+    });
+    let config = config_path
+        .as_deref()
+        .map(report_sets::read_config)
+        .transpose()?;
+    let chosen = report_sets::choose(&dataset, config.as_ref());
+    // Selection problems are warnings of the analyses file, listed with the others.
+    dataset.warnings.extend(chosen.warnings.iter().cloned());
+    dataset.warnings.sort();
     print_problems(&dataset);
     if args.strict && dataset.problem_count() > 0 {
         eprintln!(
@@ -33,7 +51,19 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
     };
     let templates = pages::load_templates(args.templates.as_deref())?;
     let generated = source_date_epoch()?;
-    let outputs = render_all(&dataset, &catalog, &templates, generated)?;
+    let config_name = config_path.as_deref().map(|p| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let outputs = render_all(
+        &dataset,
+        &chosen,
+        config_name,
+        &catalog,
+        &templates,
+        generated,
+    )?;
     if args.check {
         let stale = outputs.stale_files(&args.out);
         if stale.is_empty() {
@@ -62,49 +92,91 @@ pub fn run(args: &ReportArgs) -> Result<Outcome> {
 
 pub fn render_all(
     dataset: &Dataset,
+    chosen: &Chosen,
+    config_name: Option<String>,
     catalog: &Catalog,
     templates: &tera::Tera,
     generated: Option<String>,
 ) -> Result<OutputSet> {
     let mut outputs = OutputSet::default();
-    let analysis = analysis::analyse(dataset, catalog);
-    let mut rendered_charts = Vec::new();
-    for chart in charts::charts(dataset, &analysis) {
-        let rendered = match &chart.spec {
-            ChartSpec::Roofline(c) => silirep_charts::roofline(c),
-            ChartSpec::Line(c) => silirep_charts::line_chart(c),
-        };
-        match rendered {
-            Ok(r) => {
-                outputs.add(&format!("charts/{}.png", chart.stem), r.png)?;
-                outputs.add(
-                    &format!("charts/{}.svg", chart.stem),
-                    r.svg.clone().into_bytes(),
-                )?;
-                rendered_charts.push((chart, r.svg));
-            }
-            // A chart that cannot be drawn must not sink the report; say which and why.
-            Err(e) => eprintln!("warning: chart {} not drawn: {e}", chart.stem),
-        }
-    }
+    // Every record's estimate is made once; each analysis takes its share.
+    let rates = analysis::rates(dataset);
     let inventory_md = inventory::render(dataset);
-    let view = pages::report_view(
-        dataset,
-        &analysis,
-        &rendered_charts,
-        inventory_md,
-        generated,
+    let single = chosen.sets.len() == 1 && chosen.unassigned.is_empty();
+    if single {
+        let set = &chosen.sets[0];
+        let place = pages::AnalysisPlace {
+            title: &set.title,
+            question: &set.question,
+            root_prefix: "",
+            index_link: None,
+        };
+        render_analysis(
+            &mut outputs,
+            dataset,
+            set,
+            &rates,
+            catalog,
+            templates,
+            (&place, ""),
+            inventory_md,
+            generated,
+        )?;
+    } else {
+        let mut links = Vec::new();
+        for set in &chosen.sets {
+            let place = pages::AnalysisPlace {
+                title: &set.title,
+                question: &set.question,
+                root_prefix: "../",
+                index_link: Some("../index.md".into()),
+            };
+            let inventory_note = "## Inventory\n\nThe files behind this analysis, every other \
+                                  file of the results tree and every warning are listed in the \
+                                  [report's inventory](../index.md#inventory).\n"
+                .to_string();
+            let analysis = render_analysis(
+                &mut outputs,
+                dataset,
+                set,
+                &rates,
+                catalog,
+                templates,
+                (&place, &format!("{}/", set.slug)),
+                inventory_note,
+                generated.clone(),
+            )?;
+            links.push(pages::analysis_link_view(set, &analysis));
+        }
+        let view = pages::analyses_index_view(
+            dataset,
+            chosen,
+            links,
+            config_name,
+            inventory_md,
+            generated,
+        );
+        outputs.add(
+            "index.md",
+            pages::render(templates, "analyses.md.tera", &view)?.into_bytes(),
+        )?;
+        outputs.add(
+            "index.html",
+            pages::render(templates, "analyses.html.tera", &view)?.into_bytes(),
+        )?;
+    }
+    // Machine pages show each machine alone: its rooflines and every measurement.
+    let everything = analysis::analyse_with_rates(
+        &Dataset {
+            records: dataset.records.clone(),
+            machines: dataset.machines.clone(),
+            ..Default::default()
+        },
+        rates,
+        catalog,
     );
-    outputs.add(
-        "index.md",
-        pages::render(templates, "index.md.tera", &view)?.into_bytes(),
-    )?;
-    outputs.add(
-        "index.html",
-        pages::render(templates, "index.html.tera", &view)?.into_bytes(),
-    )?;
     for key in dataset.machines.keys() {
-        let page = pages::machine_page_view(dataset, &analysis, key);
+        let page = pages::machine_page_view(dataset, &everything, key);
         outputs.add(
             &format!("machines/{}.md", pages::machine_file_stem(key)),
             pages::render(templates, "machine.md.tera", &page)?.into_bytes(),
@@ -115,6 +187,61 @@ pub fn render_all(
     ingest::table::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;
     outputs.add("measurements.csv", csv)?;
     Ok(outputs)
+}
+
+/// Renders one analysis's pages and charts under `folder` (`""` or `"<slug>/"`), and returns
+/// the analysis for the index's headlines.
+#[allow(clippy::too_many_arguments)]
+fn render_analysis(
+    outputs: &mut OutputSet,
+    dataset: &Dataset,
+    set: &ReportSet,
+    rates: &[Option<analysis::RateEstimate>],
+    catalog: &Catalog,
+    templates: &tera::Tera,
+    (place, folder): (&pages::AnalysisPlace, &str),
+    inventory_md: String,
+    generated: Option<String>,
+) -> Result<analysis::Analysis> {
+    let (subset, indices) = dataset.only_machines(&set.machines);
+    let subset_rates = indices.iter().map(|&i| rates[i].clone()).collect();
+    let analysis = analysis::analyse_with_rates(&subset, subset_rates, catalog);
+    let mut rendered_charts = Vec::new();
+    for chart in charts::charts(&subset, &analysis) {
+        let rendered = match &chart.spec {
+            ChartSpec::Roofline(c) => silirep_charts::roofline(c),
+            ChartSpec::Line(c) => silirep_charts::line_chart(c),
+        };
+        match rendered {
+            Ok(r) => {
+                outputs.add(&format!("{folder}charts/{}.png", chart.stem), r.png)?;
+                outputs.add(
+                    &format!("{folder}charts/{}.svg", chart.stem),
+                    r.svg.clone().into_bytes(),
+                )?;
+                rendered_charts.push((chart, r.svg));
+            }
+            // A chart that cannot be drawn must not sink the report; say which and why.
+            Err(e) => eprintln!("warning: chart {folder}{} not drawn: {e}", chart.stem),
+        }
+    }
+    let view = pages::report_view(
+        &subset,
+        &analysis,
+        &rendered_charts,
+        inventory_md,
+        generated,
+        place,
+    );
+    outputs.add(
+        &format!("{folder}index.md"),
+        pages::render(templates, "index.md.tera", &view)?.into_bytes(),
+    )?;
+    outputs.add(
+        &format!("{folder}index.html"),
+        pages::render(templates, "index.html.tera", &view)?.into_bytes(),
+    )?;
+    Ok(analysis)
 }
 
 fn print_problems(dataset: &Dataset) {

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod report_sets;
 pub mod roofline;
 pub mod verdicts;
 
@@ -94,9 +95,23 @@ pub struct Analysis {
 use rayon::prelude::*;
 
 pub fn analyse(dataset: &Dataset, catalog: &catalog::Catalog) -> Analysis {
+    analyse_with_rates(dataset, rates(dataset), catalog)
+}
+
+/// One estimate per record, aligned with `Dataset::records`.
+pub fn rates(dataset: &Dataset) -> Vec<Option<RateEstimate>> {
     // Bootstraps dominate a report's run time and each record's is independent (its own
     // seeded generator), so they run on every core; `collect` keeps record order.
-    let rates: Vec<Option<RateEstimate>> = dataset.records.par_iter().map(rate_estimate).collect();
+    dataset.records.par_iter().map(rate_estimate).collect()
+}
+
+/// [`analyse`] with the per-record estimates already made (a report computes them once for
+/// every record and hands each analysis its share).
+pub fn analyse_with_rates(
+    dataset: &Dataset,
+    rates: Vec<Option<RateEstimate>>,
+    catalog: &catalog::Catalog,
+) -> Analysis {
     let comparisons = compare::compare_machines(dataset, &rates);
     let rooflines = roofline::rooflines(dataset, catalog);
     let verdicts = verdicts::derive(&comparisons, &rooflines);

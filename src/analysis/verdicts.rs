@@ -57,6 +57,10 @@ pub struct CategoryVerdict {
     pub overall_factor: Option<f64>,
     pub overall_lower: Option<f64>,
     pub overall_upper: Option<f64>,
+    /// Why the mean has no CI, when it has none; with the range of the factors it averages,
+    /// oriented like `overall_factor`.
+    pub overall_no_ci: Option<silirep_analysis::NoCi>,
+    pub overall_range: Option<(f64, f64)>,
     /// How many rows the geometric mean is over (rows with caveats do not vote).
     pub voting_rows: usize,
 }
@@ -176,7 +180,7 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         .map(|(_, r)| *r)
                         .collect();
                     let geo = silirep_analysis::geometric_mean_ratio(&ratios).ok();
-                    let (overall_winner, overall_factor, overall_lower, overall_upper) = match geo {
+                    let (overall_winner, overall_factor, overall_lower, overall_upper) = match &geo {
                         Some(g) if g.value >= 1.0 => {
                             (Some(c.a.label.clone()), Some(g.value), g.lower, g.upper)
                         }
@@ -188,6 +192,13 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         ),
                         None => (None, None, None, None),
                     };
+                    let overall_range = geo.as_ref().map(|g| {
+                        if g.value >= 1.0 {
+                            g.range
+                        } else {
+                            (1.0 / g.range.1, 1.0 / g.range.0)
+                        }
+                    });
                     CategoryVerdict {
                         category,
                         rows: rows.into_iter().map(|(v, _)| v).collect(),
@@ -195,6 +206,8 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         overall_factor,
                         overall_lower,
                         overall_upper,
+                        overall_no_ci: geo.as_ref().and_then(|g| g.no_ci),
+                        overall_range,
                         voting_rows: ratios.len(),
                     }
                 })

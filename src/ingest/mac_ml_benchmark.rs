@@ -13,6 +13,7 @@ use silirep_core::{
     AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, ModelPhase, Pass,
 };
 use std::collections::BTreeMap;
+use crate::util::slug;
 use std::path::Path;
 
 /// Relative difference allowed between a rate the file reports and the one we derive.
@@ -76,19 +77,6 @@ fn system_info_key(doc: &serde_json::Value) -> Option<MachineKey> {
         id: slug(&format!("{brand} {model}")),
         label: brand,
     })
-}
-
-/// Lower-case ASCII letters and digits joined by single dashes.
-pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
 }
 
 struct RecordBuilder<'f, 'a> {
@@ -156,6 +144,16 @@ fn timing_from_ms(mean_ms: Option<f64>, std_ms: Option<f64>, n: Option<u64>) -> 
             })
         }
         _ => Some(Timing::Single(mean_s)),
+    }
+}
+
+/// Why a published time cannot be used, in the words that fit what the file holds.
+fn no_time_reason(field: &str, value: Option<f64>) -> String {
+    match value {
+        None => format!("no time recorded ({field} is missing)"),
+        Some(v) if v < 0.0 => format!("invalid time: {field} is negative ({v})"),
+        Some(v) if v == 0.0 => format!("no time recorded ({field} is 0)"),
+        Some(v) => format!("invalid time: {field} is {v}"),
     }
 }
 
@@ -333,7 +331,7 @@ fn import_benchmark_item(
         record.error = Some(error);
         record.timing = None;
     } else if record.timing.is_none() {
-        record.error = Some("no time recorded (time_ms is 0 or missing)".into());
+        record.error = Some(no_time_reason("time_ms", time_ms));
     }
     let tflops = item
         .opt("tflops")
@@ -491,8 +489,10 @@ fn import_model_item(
     if let Some(error) = extra_error(item) {
         record.error = Some(error);
         record.timing = None;
-    } else if record.timing.is_none() || seq_len == 0 {
-        record.error = Some("no time or sequence length recorded".into());
+    } else if record.timing.is_none() {
+        record.error = Some(no_time_reason("time_ms", time_ms));
+    } else if seq_len == 0 {
+        record.error = Some("no sequence length recorded (seq_len is 0)".into());
         record.timing = None;
     }
     if record.timing.is_some() {
@@ -558,10 +558,11 @@ impl Importer for GemmComparison {
                     .flatten();
                 // Here `samples` is a count of iterations, not a list.
                 let n = item.opt("samples").map(|n| n.u64()).transpose()?;
-                let timing = timing_from_ms(item.get("avg_ms")?.f64_or_missing()?, std_ms, n);
+                let avg_ms = item.get("avg_ms")?.f64_or_missing()?;
+                let timing = timing_from_ms(avg_ms, std_ms, n);
                 let mut record = builder.record(spec, timing, item.path());
                 if record.timing.is_none() {
-                    record.error = Some("no time recorded".into());
+                    record.error = Some(no_time_reason("avg_ms", avg_ms));
                 }
                 let tflops = item
                     .opt("tflops")
@@ -651,7 +652,8 @@ impl Importer for LayerBenchmark {
                         shape: LAYER_SHAPE,
                         dtype,
                     };
-                    let timing = timing_from_ms(node.f64_or_missing()?, None, None);
+                    let time_ms = node.f64_or_missing()?;
+                    let timing = timing_from_ms(time_ms, None, None);
                     let mut record = builder.record(spec, timing, node.path());
                     record.notes.push(
                         "layer shape not stated by the file: Mistral-7B dimensions with 32 KV \
@@ -659,7 +661,7 @@ impl Importer for LayerBenchmark {
                             .into(),
                     );
                     if record.timing.is_none() {
-                        record.error = Some("no time recorded".into());
+                        record.error = Some(no_time_reason("the time", time_ms));
                     }
                     if let Some(tkey) = tflops_key {
                         let reported = timings
@@ -1112,11 +1114,5 @@ mod tests {
         assert_eq!(format, Some("mac-ml-benchmark interconnect capture"));
         let (format, _, _) = import("x.json", json!({"hello": "world"}));
         assert_eq!(format, None);
-    }
-
-    #[test]
-    fn slugs_are_stable() {
-        assert_eq!(slug("Apple M4 Pro Mac16,8"), "apple-m4-pro-mac16-8");
-        assert_eq!(slug("  M5 "), "m5");
     }
 }

@@ -174,6 +174,55 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// The part of the dataset about `machines`: their records (with each record's index in
+    /// `self.records`, so estimates made once can be shared), their descriptions, the files
+    /// that hold their records or describe them, and those files' warnings.
+    pub fn only_machines(&self, machines: &[MachineKey]) -> (Dataset, Vec<usize>) {
+        let wanted: std::collections::BTreeSet<&MachineKey> = machines.iter().collect();
+        let mut indices = Vec::new();
+        let mut records = Vec::new();
+        for (i, r) in self.records.iter().enumerate() {
+            if wanted.contains(&r.machine) {
+                indices.push(i);
+                records.push(r.clone());
+            }
+        }
+        let machines: BTreeMap<MachineKey, MachineInfo> = self
+            .machines
+            .iter()
+            .filter(|(k, _)| wanted.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut files_used: std::collections::BTreeSet<&str> =
+            records.iter().map(|r| r.source.file.as_str()).collect();
+        for info in machines.values() {
+            files_used.extend(info.described_by.iter().map(String::as_str));
+        }
+        let files = self
+            .files
+            .iter()
+            .filter(|f| files_used.contains(f.file.as_str()))
+            .cloned()
+            .collect();
+        let warnings = self
+            .warnings
+            .iter()
+            .filter(|w| files_used.contains(w.file.as_str()))
+            .cloned()
+            .collect();
+        (
+            Dataset {
+                records,
+                machines,
+                files,
+                warnings,
+            },
+            indices,
+        )
+    }
+}
+
 /// Errors that stop loading altogether (the results root itself is unusable).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -293,7 +342,9 @@ fn load_file(
             );
         }
     };
-    let parsed = match json_text::parse(&text) {
+    // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let parsed = match json_text::parse(text) {
         Ok(p) => p,
         Err(e) => return fail(dataset, format!("invalid JSON at {e}")),
     };

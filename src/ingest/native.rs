@@ -2,7 +2,7 @@
 
 use super::record::{MachineKey, Record, Timing};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
-use silirep_core::schema::{RunFile, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
+use silirep_core::schema::{Measurement, RunFile, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
 
 pub struct NativeRun;
 
@@ -29,21 +29,15 @@ impl Importer for NativeRun {
                 ),
             });
         }
-        let run: RunFile = serde_path_to_error::deserialize(file.doc).map_err(|e| {
-            let path = e.path().to_string();
-            ImportError::Invalid {
-                path: if path == "." {
-                    "$".into()
-                } else {
-                    format!("$.{path}")
-                },
-                message: e.into_inner().to_string(),
-            }
-        })?;
-        let machine = MachineKey {
-            id: run.machine.id.clone(),
-            label: run.machine.label.clone(),
+        // The run's header is read whole; its measurements one by one below, so one invalid
+        // measurement costs that measurement (with a warning naming it), not the file.
+        let mut header_doc = file.doc.clone();
+        let measurement_docs = match header_doc.get_mut("measurements") {
+            Some(serde_json::Value::Array(items)) => std::mem::take(items),
+            _ => Vec::new(),
         };
+        let run: RunFile = deserialize_at("$", &header_doc)?;
+        let machine = machine_key(&run.machine);
         let os = format!("{} {}", run.machine.os.name, run.machine.os.version);
         out.machines.push((
             machine.clone(),
@@ -62,20 +56,29 @@ impl Importer for NativeRun {
                 described_by: vec![file.rel_path.to_string()],
             },
         ));
-        for (i, m) in run.measurements.iter().enumerate() {
+        for (i, doc) in measurement_docs.iter().enumerate() {
             let json_path = format!("$.measurements[{i}]");
+            let m: Measurement = match deserialize_at(&json_path, doc) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.warn(file, &json_path, format!("measurement dropped: {e}"));
+                    continue;
+                }
+            };
             if let Some(bad) = m
                 .samples_s
                 .iter()
                 .position(|s| !(s.is_finite() && *s > 0.0))
             {
-                return Err(ImportError::Invalid {
-                    path: format!("{json_path}.samples_s[{bad}]"),
-                    message: format!(
-                        "expected a positive number of seconds, found {}",
-                        m.samples_s[bad]
+                out.warn(
+                    file,
+                    &format!("{json_path}.samples_s[{bad}]"),
+                    format!(
+                        "measurement dropped: expected a positive number of seconds, found {}",
+                        sample_text(m.samples_s[bad])
                     ),
-                });
+                );
+                continue;
             }
             let timing = (m.error.is_none() && !m.samples_s.is_empty())
                 .then(|| Timing::Samples(m.samples_s.clone()));
@@ -109,6 +112,47 @@ impl Importer for NativeRun {
             });
         }
         Ok(())
+    }
+}
+
+/// Deserialises `doc`, naming the JSON path below `base` where it fails.
+fn deserialize_at<T: serde::de::DeserializeOwned>(
+    base: &str,
+    doc: &serde_json::Value,
+) -> Result<T, ImportError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        ImportError::Invalid {
+            path: if path == "." {
+                base.to_string()
+            } else {
+                format!("{base}.{path}")
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// The machine as reports know it. Files written before accelerators were part of machine
+/// ids get the new-style id (see [`crate::util::machine_id`]), so an H100 and an H200 host
+/// built from one image stay two machines.
+fn machine_key(machine: &silirep_core::schema::Machine) -> MachineKey {
+    let accelerator = machine.accelerator.as_ref().map(|a| a.name.as_str());
+    MachineKey {
+        id: crate::util::machine_id::upgraded_id(&machine.id, accelerator)
+            .unwrap_or_else(|| machine.id.clone()),
+        label: machine.label.clone(),
+    }
+}
+
+/// Says what is wrong with a sample in words a user recognises.
+fn sample_text(sample: f64) -> String {
+    if sample < 0.0 {
+        format!("{sample} (negative)")
+    } else if sample == 0.0 {
+        "0".into()
+    } else {
+        sample.to_string()
     }
 }
 

@@ -51,6 +51,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     let rule = StoppingRule::from(&settings);
     let mut machine = system::describe_machine();
     machine.accelerator = backend.accelerator();
+    system::assign_machine_id(&mut machine);
     machine.label = args.label.clone().unwrap_or_else(|| {
         machine
             .accelerator
@@ -63,7 +64,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         "{}-{}-{:04x}",
         machine.id,
         started.compact(),
-        system::fnv1a64(format!("{}{}", std::process::id(), started.nanos).as_bytes()) as u16
+        crate::util::fnv1a64(format!("{}{}", std::process::id(), started.nanos).as_bytes()) as u16
     );
     let mut run = RunFile {
         schema: SCHEMA_NAME.into(),

@@ -2,32 +2,50 @@
 //!
 //! Linux reads /proc and sysfs; macOS asks `sysctl` (chip name such as "Apple M4 Pro",
 //! performance and efficiency core counts). Anything unreadable stays `None` — a missing
-//! fact is better than a wrong one.
+//! fact is better than a wrong one. The machine's id is named by [`crate::util::machine_id`]
+//! once the backend has said which accelerator it drives ([`assign_machine_id`]).
 
+use crate::util::machine_id::{MachineFacts, machine_id};
 use silirep_core::schema::{Cpu, Machine, Os};
 use std::collections::BTreeMap;
 use std::process::Command;
 
+/// This host, without an accelerator; call [`assign_machine_id`] after setting one.
 pub fn describe_machine() -> Machine {
     let cpu = describe_cpu();
     let os = describe_os();
     let memory_bytes = silirep_cpu::memory_bytes();
-    let id = machine_id(&cpu.model);
-    Machine {
-        id,
+    let mut machine = Machine {
+        id: String::new(),
         label: cpu.model.clone(),
         cpu,
         memory_bytes,
         os,
         accelerator: None,
-    }
+    };
+    assign_machine_id(&mut machine);
+    machine
 }
 
-/// `<cpu slug>-<8 hex digits>`: the digits hash the OS's machine id (or hostname) with the
-/// CPU model, so the id survives reboots and re-installs of silirep, and two identical
-/// machines still get different folders.
-fn machine_id(cpu_model: &str) -> String {
-    let host_identity = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+/// Names the machine from everything that tells it apart, accelerator included. Backends that
+/// drive several devices list them in the accelerator's `devices` detail (e.g. `0,1`).
+pub fn assign_machine_id(machine: &mut Machine) {
+    let host = host_identity();
+    let accelerator = machine.accelerator.as_ref();
+    machine.id = machine_id(&MachineFacts {
+        host_identity: &host,
+        cpu_model: &machine.cpu.model,
+        cpu_threads: machine.cpu.threads,
+        memory_bytes: machine.memory_bytes,
+        accelerator: accelerator.map(|a| a.name.as_str()),
+        devices: accelerator.and_then(|a| a.details.get("devices").map(String::as_str)),
+    });
+}
+
+/// The OS's machine id, else the platform UUID (macOS), else the host name: it survives
+/// reboots and re-installs of silirep.
+fn host_identity() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
         .map(|s| s.trim().to_string())
@@ -40,21 +58,7 @@ fn machine_id(cpu_model: &str) -> String {
             })
         })
         .or_else(|| command_output("hostname", &[]))
-        .unwrap_or_default();
-    let hash = fnv1a64(format!("{host_identity}|{cpu_model}").as_bytes());
-    let slug = crate::ingest::mac_ml_benchmark::slug(cpu_model);
-    let slug: String = slug.chars().take(40).collect();
-    format!("{}-{:08x}", slug.trim_end_matches('-'), hash as u32)
-}
-
-/// FNV-1a: tiny, stable across platforms and Rust versions (unlike `DefaultHasher`).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+        .unwrap_or_default()
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
@@ -159,12 +163,5 @@ mod tests {
         assert!(!a.cpu.model.is_empty());
         assert!(a.id.len() > 9, "{}", a.id);
         assert!(a.cpu.threads.unwrap_or(0) >= 1);
-    }
-
-    #[test]
-    fn fnv_is_the_published_function() {
-        // Reference values of FNV-1a 64 (Fowler–Noll–Vo test vectors).
-        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
     }
 }

@@ -190,5 +190,5 @@ fn family_chart(
 }
 
 fn file_safe(text: &str) -> String {
-    crate::ingest::mac_ml_benchmark::slug(text).replace('-', "_")
+    crate::util::slug(text).replace('-', "_")
 }

@@ -2,6 +2,29 @@
 //! charts and pages agree on precision and units, and output is byte-identical everywhere
 //! (Rust's float formatting is platform-independent; we never use locale-dependent output).
 
+/// Text from result files made safe inside Markdown, in a table cell or a heading: pipes
+/// and backslashes escaped, characters that start emphasis, code or raw HTML escaped, line
+/// breaks flattened (a label with a newline and `# x` must not start a heading). Brackets
+/// stay as they are: JSON paths and CIs are full of them, and without a `](` right after,
+/// they are not a link.
+pub fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '|' | '*' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    // `](` would still close a link opened by a `[` earlier in the same text.
+    out.replace("](", "]\\(")
+}
+
 /// Three significant digits, no exponent for values people read (0.00123 .. 999999).
 pub fn sig3(value: f64) -> String {
     if !value.is_finite() {

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// Markdown-safe table cell: pipes escaped, newlines flattened.
-pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+fn cell(text: &str) -> String {
+    super::format::markdown_text(text)
 }
 
 /// The inventory as the report's appendix: a level-2 section with level-3 and -4 headings.

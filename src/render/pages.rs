@@ -14,13 +14,23 @@ use silirep_analysis::Bound;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-pub const TEMPLATE_NAMES: [&str; 3] = ["index.md.tera", "machine.md.tera", "index.html.tera"];
+/// `index.*` render one analysis, `analyses.*` the page that lists several, `machine.md` one
+/// machine.
+pub const TEMPLATE_NAMES: [&str; 5] = [
+    "index.md.tera",
+    "machine.md.tera",
+    "index.html.tera",
+    "analyses.md.tera",
+    "analyses.html.tera",
+];
 
 fn built_in(name: &str) -> &'static str {
     match name {
         "index.md.tera" => include_str!("../../templates/index.md.tera"),
         "machine.md.tera" => include_str!("../../templates/machine.md.tera"),
         "index.html.tera" => include_str!("../../templates/index.html.tera"),
+        "analyses.md.tera" => include_str!("../../templates/analyses.md.tera"),
+        "analyses.html.tera" => include_str!("../../templates/analyses.html.tera"),
         _ => "",
     }
 }
@@ -36,9 +46,23 @@ pub fn load_templates(override_dir: Option<&Path>) -> Result<tera::Tera> {
         tera.add_raw_template(name, &text)
             .map_err(|e| anyhow::anyhow!("template {name}: {}", tera_error_chain(&e)))?;
     }
-    // Escape everything taken from data in HTML; Markdown is escaped per cell by the view.
+    // Escape everything taken from data: HTML by tera's autoescape, Markdown by the `md`
+    // filter the Markdown templates apply to every value (views hold plain text).
+    tera.register_filter("md", markdown_filter);
     tera.autoescape_on(vec![".html.tera"]);
     Ok(tera)
+}
+
+/// `{{ value | md }}`: the value as Markdown text that cannot change the page's structure.
+fn markdown_filter(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let text = match value {
+        tera::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok(tera::Value::String(format::markdown_text(&text)))
 }
 
 fn tera_error_chain(e: &tera::Error) -> String {
@@ -61,8 +85,23 @@ pub fn render(tera: &tera::Tera, name: &str, view: &impl Serialize) -> Result<St
 // ----------------------------------------------------------------------------------------
 // View model
 
+/// Where one analysis page sits: its words, and its links to the pages around it.
+pub struct AnalysisPlace<'a> {
+    pub title: &'a str,
+    pub question: &'a str,
+    /// From this page to the folder holding `machines/` (`""` or `"../"`).
+    pub root_prefix: &'a str,
+    /// The page listing every analysis, when this one is one of several.
+    pub index_link: Option<String>,
+}
+
 #[derive(Serialize)]
 pub struct ReportView {
+    pub title: String,
+    pub question: String,
+    pub index_link: Option<String>,
+    /// The inventory: on this page, or on the index when the report holds several analyses.
+    pub inventory_link: String,
     pub machine_count: usize,
     pub measurement_count: usize,
     pub file_count: usize,
@@ -221,11 +260,6 @@ pub struct MeasurementView {
     pub source: String,
 }
 
-/// Markdown table cell: pipes escaped, newlines flattened.
-fn cell(text: &str) -> String {
-    super::inventory::cell(text)
-}
-
 pub fn rate_text(rate: &RateEstimate) -> String {
     let unit = rate.unit.symbol();
     let value = match rate.unit {
@@ -249,6 +283,64 @@ pub fn rate_text(rate: &RateEstimate) -> String {
 fn unanimous(c: &crate::analysis::verdicts::CategoryVerdict, winner: &str) -> bool {
     let mut voting = c.rows.iter().filter(|r| r.caveats.is_empty()).peekable();
     voting.peek().is_some() && voting.all(|r| r.winner == winner && r.significant == Some(true))
+}
+
+/// A category's answer in one sentence: who is faster across its workloads, by how much, and
+/// how sure the data lets us be (or why it lets us say no more).
+fn overall_text(c: &crate::analysis::verdicts::CategoryVerdict) -> String {
+    let (Some(w), Some(f)) = (&c.overall_winner, c.overall_factor) else {
+        return "—".into();
+    };
+    let n = c.voting_rows;
+    match (c.overall_lower, c.overall_upper) {
+        (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 && unanimous(c, w) => format!(
+            "{w} is faster in every one of the {n} workloads, each significantly; by how much varies too widely between them for a CI on the mean (geometric mean {}, 95% CI {} – {})",
+            format::ratio(f),
+            format::ratio(lo),
+            format::ratio(hi)
+        ),
+        (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 => format!(
+            "no significant difference (geometric mean {} for {w} over {n} workloads, 95% CI {} – {})",
+            format::ratio(f),
+            format::ratio(lo),
+            format::ratio(hi)
+        ),
+        (Some(lo), Some(hi)) => format!(
+            "{w} is {} faster (geometric mean over {n} workloads, 95% CI {} – {})",
+            format::ratio(f),
+            format::ratio(lo),
+            format::ratio(hi)
+        ),
+        _ if n == 1 => format!("{w} is {} faster (one workload, no CI)", format::ratio(f)),
+        _ => {
+            let range = c
+                .overall_range
+                .map(|(lo, hi)| format!("from {} to {}", format::ratio(lo), format::ratio(hi)))
+                .unwrap_or_default();
+            let why = match c.overall_no_ci {
+                Some(silirep_analysis::NoCi::TooSpread { lower, upper }) => format!(
+                    "the workloads disagree too widely for one (it would span {} – {})",
+                    format::ratio(lower),
+                    format::ratio(upper)
+                ),
+                _ => format!(
+                    "{n} workloads are too few for one (a CI needs at least {})",
+                    silirep_analysis::MIN_WORKLOADS_FOR_CI
+                ),
+            };
+            if unanimous(c, w) {
+                format!(
+                    "{w} is faster in every one of the {n} workloads, each significantly, {range} (geometric mean {}); no CI on the mean: {why}",
+                    format::ratio(f)
+                )
+            } else {
+                format!(
+                    "{w} is {} faster on geometric mean over {n} workloads, {range}; no CI on the mean: {why}",
+                    format::ratio(f)
+                )
+            }
+        }
+    }
 }
 
 /// Says how many rows the category's geometric mean leaves out because their data is suspect.
@@ -299,7 +391,7 @@ fn bound_text(b: Option<Bound>) -> &'static str {
     }
 }
 
-fn machine_views(dataset: &Dataset) -> Vec<MachineView> {
+fn machine_views(dataset: &Dataset, root_prefix: &str) -> Vec<MachineView> {
     dataset
         .machines
         .keys()
@@ -313,7 +405,7 @@ fn machine_views(dataset: &Dataset) -> Vec<MachineView> {
             MachineView {
                 label: key.label.clone(),
                 id: key.id.clone(),
-                page: format!("machines/{}.md", machine_file_stem(key)),
+                page: format!("{root_prefix}machines/{}.md", machine_file_stem(key)),
                 frameworks: frameworks.into_iter().collect::<Vec<_>>().join(", "),
                 measurements: records.len(),
             }
@@ -322,7 +414,7 @@ fn machine_views(dataset: &Dataset) -> Vec<MachineView> {
 }
 
 pub fn machine_file_stem(key: &MachineKey) -> String {
-    crate::ingest::mac_ml_benchmark::slug(&key.id)
+    crate::util::slug(&key.id)
 }
 
 fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
@@ -336,42 +428,7 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                 .iter()
                 .map(|c| CategoryView {
                     title: c.category.title().to_string(),
-                    overall: match (&c.overall_winner, c.overall_factor) {
-                        (Some(w), Some(f)) => match (c.overall_lower, c.overall_upper) {
-                            (Some(lo), Some(hi))
-                                if lo <= 1.0 && hi >= 1.0 && unanimous(c, w) =>
-                            {
-                                format!(
-                                    "{w} is faster in every one of the {} workloads, each significantly; by how much varies too widely between them for a CI on the mean (geometric mean {}, 95% CI {} – {})",
-                                    c.voting_rows,
-                                    format::ratio(f),
-                                    format::ratio(lo),
-                                    format::ratio(hi)
-                                )
-                            }
-                            (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 => format!(
-                                "no significant difference (geometric mean {} for {w} over {} workloads, 95% CI {} – {})",
-                                format::ratio(f),
-                                c.voting_rows,
-                                format::ratio(lo),
-                                format::ratio(hi)
-                            ),
-                            (Some(lo), Some(hi)) => format!(
-                                "{w} is {} faster (geometric mean over {} workloads, 95% CI {} – {})",
-                                format::ratio(f),
-                                c.voting_rows,
-                                format::ratio(lo),
-                                format::ratio(hi)
-                            ),
-                            _ => format!(
-                                "{w} is {} faster (geometric mean over {} workload{}, no CI)",
-                                format::ratio(f),
-                                c.voting_rows,
-                                if c.voting_rows == 1 { "" } else { "s" }
-                            ),
-                        },
-                        _ => "—".into(),
-                    } + &excluded_note(c.rows.len() - c.voting_rows),
+                    overall: overall_text(c) + &excluded_note(c.rows.len() - c.voting_rows),
                     rows: c
                         .rows
                         .iter()
@@ -391,16 +448,16 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                                 result.push_str(&format!(" — {caveat}"));
                             }
                             VerdictRowView {
-                                workload: cell(&r.workload),
-                                params: cell(&r.params),
-                                precision: cell(&r.precision),
-                                framework: cell(&r.framework),
-                                result: cell(&result),
+                                workload: r.workload.to_string(),
+                                params: r.params.to_string(),
+                                precision: r.precision.to_string(),
+                                framework: r.framework.to_string(),
+                                result: result.to_string(),
                                 bottleneck: format!(
                                     "{}: {} / {}: {}",
-                                    cell(&p.a.label),
+                                    p.a.label,
                                     bound_text(r.bound_a),
-                                    cell(&p.b.label),
+                                    p.b.label,
                                     bound_text(r.bound_b)
                                 ),
                             }
@@ -414,25 +471,25 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
 
 fn comparison_row_view(a: &str, b: &str, r: &ComparisonRow) -> ComparisonRowView {
     ComparisonRowView {
-        kernel: cell(&r.key.kernel),
-        precision: cell(&r.key.precision),
-        params: cell(&r.key.params),
-        framework: cell(&r.key.framework),
+        kernel: r.key.kernel.to_string(),
+        precision: r.key.precision.to_string(),
+        params: r.key.params.to_string(),
+        framework: r.key.framework.to_string(),
         a: rate_text(&r.a.rate),
         b: rate_text(&r.b.rate),
         ratio: ratio_text(&r.speedup),
-        verdict: cell(&{
+        verdict: {
             let mut v = verdict_text(a, b, &r.speedup);
             for caveat in &r.caveats {
                 v.push_str(&format!(" — {caveat}"));
             }
             v
-        }),
-        source: cell(&if r.key.script.is_empty() {
+        },
+        source: if r.key.script.is_empty() {
             "silirep runs".to_string()
         } else {
             r.key.script.clone()
-        }),
+        }.to_string(),
     }
 }
 
@@ -445,20 +502,20 @@ fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
             machine_id: r.machine.id.clone(),
             precision: r.precision.clone(),
             compute: format::si(r.compute.value, "FLOP/s"),
-            compute_source: cell(&format!(
+            compute_source: format!(
                 "{} {} ({})",
                 r.compute.kernel, r.compute.params, r.compute.framework
-            )),
+            ),
             memory: format::si(r.memory.value, "B/s"),
-            memory_source: cell(&format!(
+            memory_source: format!(
                 "{} {} ({})",
                 r.memory.kernel, r.memory.params, r.memory.framework
-            )),
+            ),
             ridge: format!("{} FLOP/byte", format::sig3(r.ridge_flops_per_byte)),
             datasheet: r
                 .datasheet
                 .as_ref()
-                .map(|d| cell(&format!("{} — {}", d.name, d.source)))
+                .map(|d| format!("{} — {}", d.name, d.source))
                 .unwrap_or_else(|| "not in catalog".into()),
             mfu: r
                 .mfu
@@ -484,9 +541,9 @@ fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
                 .points
                 .iter()
                 .map(|p| RoofPointView {
-                    kernel: cell(&p.kernel),
-                    params: cell(&p.params),
-                    framework: cell(&p.framework),
+                    kernel: p.kernel.to_string(),
+                    params: p.params.to_string(),
+                    framework: p.framework.to_string(),
                     intensity: format::sig3(p.intensity_flops_per_byte),
                     achieved: p
                         .achieved_flops_per_s
@@ -509,6 +566,7 @@ pub fn report_view(
     charts: &[(NamedChart, String)],
     inventory_md: String,
     generated: Option<String>,
+    place: &AnalysisPlace,
 ) -> ReportView {
     let comparisons: Vec<ComparisonView> = analysis
         .comparisons
@@ -522,12 +580,24 @@ pub fn report_view(
                 .map(|f| FamilyView {
                     family: f.family.clone(),
                     rows: f.rows,
-                    geomean: match (f.geomean.lower, f.geomean.upper) {
-                        (Some(lo), Some(hi)) => format!(
+                    geomean: match (f.geomean.lower, f.geomean.upper, f.geomean.no_ci) {
+                        (Some(lo), Some(hi), _) => format!(
                             "{} [{} – {}]",
                             format::ratio(f.geomean.value),
                             format::ratio(lo),
                             format::ratio(hi)
+                        ),
+                        (_, _, Some(silirep_analysis::NoCi::TooSpread { .. })) => format!(
+                            "{} (from {} to {}; too spread for a CI)",
+                            format::ratio(f.geomean.value),
+                            format::ratio(f.geomean.range.0),
+                            format::ratio(f.geomean.range.1)
+                        ),
+                        _ if f.rows >= 2 => format!(
+                            "{} (from {} to {}; too few for a CI)",
+                            format::ratio(f.geomean.value),
+                            format::ratio(f.geomean.range.0),
+                            format::ratio(f.geomean.range.1)
                         ),
                         _ => format::ratio(f.geomean.value),
                     },
@@ -574,12 +644,19 @@ pub fn report_view(
         }
     }
     ReportView {
+        title: place.title.to_string(),
+        question: place.question.to_string(),
+        inventory_link: match &place.index_link {
+            Some(index) => format!("{index}#inventory"),
+            None => "#inventory".into(),
+        },
+        index_link: place.index_link.clone(),
         machine_count: dataset.machines.len(),
         measurement_count: dataset.records.len(),
         file_count: dataset.files.len(),
         warning_count: dataset.warnings.len(),
         generated,
-        machines: machine_views(dataset),
+        machines: machine_views(dataset, place.root_prefix),
         verdicts: verdict_views(&analysis.verdicts),
         gemm_tables,
         comparisons,
@@ -606,7 +683,7 @@ pub fn machine_page_view(
     analysis: &Analysis,
     key: &MachineKey,
 ) -> MachinePageView {
-    let machine = machine_views(dataset)
+    let machine = machine_views(dataset, "../")
         .into_iter()
         .find(|m| m.id == key.id && m.label == key.label)
         .unwrap_or(MachineView {
@@ -647,10 +724,10 @@ pub fn machine_page_view(
     let measurements = records
         .into_iter()
         .map(|(r, rate)| MeasurementView {
-            kernel: cell(&r.spec.name()),
-            precision: cell(&r.spec.precision_label()),
-            params: cell(&r.spec.params_label()),
-            framework: cell(&r.framework),
+            kernel: r.spec.name().to_string(),
+            precision: r.spec.precision_label().to_string(),
+            params: r.spec.params_label().to_string(),
+            framework: r.framework.to_string(),
             rate: rate.as_ref().map(rate_text).unwrap_or_else(|| "—".into()),
             time: r
                 .timing
@@ -661,14 +738,14 @@ pub fn machine_page_view(
                 .as_ref()
                 .map(|t| t.n().to_string())
                 .unwrap_or_else(|| "0".into()),
-            status: cell(&match &r.error {
+            status: match &r.error {
                 Some(e) => format!("failed: {e}"),
                 None if r.verification == "passed" => "verified".into(),
                 None if r.verification == "not_reported" => "not verified by source".into(),
                 None => r.verification.clone(),
-            }),
-            clock: cell(r.clock.as_deref().unwrap_or("—")),
-            source: cell(&format!("{} {}", r.source.file, r.source.json_path)),
+            }.to_string(),
+            clock: r.clock.as_deref().unwrap_or("—").to_string(),
+            source: format!("{} {}", r.source.file, r.source.json_path),
         })
         .collect::<Vec<_>>();
     MachinePageView {
@@ -676,5 +753,133 @@ pub fn machine_page_view(
         machine,
         rooflines,
         measurements,
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// The page listing several analyses
+
+#[derive(Serialize)]
+pub struct AnalysesIndexView {
+    pub generated: Option<String>,
+    /// The analyses file, when one chose the analyses.
+    pub config: Option<String>,
+    pub machine_count: usize,
+    pub measurement_count: usize,
+    pub file_count: usize,
+    pub warning_count: usize,
+    pub analyses: Vec<AnalysisLinkView>,
+    pub machines: Vec<IndexMachineView>,
+    pub inventory_md: String,
+}
+
+#[derive(Serialize)]
+pub struct AnalysisLinkView {
+    pub title: String,
+    pub question: String,
+    pub page: String,
+    pub page_html: String,
+    pub machines: String,
+    /// The analysis's answer in a line or two: its verdicts, else its rooflines.
+    pub headlines: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct IndexMachineView {
+    pub label: String,
+    pub id: String,
+    pub page: String,
+    pub class: String,
+    pub measurements: usize,
+    pub analyses: String,
+}
+
+/// One analysis as the index shows it; `folder` is where its pages are, relative to the index.
+pub fn analysis_link_view(
+    set: &crate::analysis::report_sets::ReportSet,
+    analysis: &Analysis,
+) -> AnalysisLinkView {
+    let verdicts = verdict_views(&analysis.verdicts);
+    let several_pairs = verdicts.len() > 1;
+    let mut headlines: Vec<String> = verdicts
+        .iter()
+        .flat_map(|pair| {
+            pair.categories.iter().map(move |c| {
+                if several_pairs {
+                    format!("{} vs {}, {}: {}.", pair.a, pair.b, c.title, c.overall)
+                } else {
+                    format!("{}: {}.", c.title, c.overall)
+                }
+            })
+        })
+        .collect();
+    if headlines.is_empty() {
+        headlines = roofline_views(analysis)
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "{}, {}: compute ceiling {}, memory ceiling {}, ridge point {}.",
+                    r.machine, r.precision, r.compute, r.memory, r.ridge
+                )
+            })
+            .collect();
+    }
+    AnalysisLinkView {
+        title: set.title.clone(),
+        question: set.question.clone(),
+        page: format!("{}/index.md", set.slug),
+        page_html: format!("{}/index.html", set.slug),
+        machines: set
+            .machines
+            .iter()
+            .map(|k| k.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        headlines,
+    }
+}
+
+pub fn analyses_index_view(
+    dataset: &Dataset,
+    chosen: &crate::analysis::report_sets::Chosen,
+    analyses: Vec<AnalysisLinkView>,
+    config: Option<String>,
+    inventory_md: String,
+    generated: Option<String>,
+) -> AnalysesIndexView {
+    let machines = machine_views(dataset, "")
+        .into_iter()
+        .zip(dataset.machines.iter())
+        .map(|(view, (key, info))| {
+            let in_sets: Vec<&str> = chosen
+                .sets
+                .iter()
+                .filter(|s| s.machines.contains(key))
+                .map(|s| s.title.as_str())
+                .collect();
+            IndexMachineView {
+                class: crate::analysis::report_sets::machine_class(key, Some(info)),
+                analyses: if in_sets.is_empty() {
+                    "none (not selected by any analysis)".into()
+                } else {
+                    in_sets.join("; ")
+                },
+                label: view.label,
+                id: view.id,
+                page: view.page,
+                measurements: view.measurements,
+            }
+        })
+        .collect();
+    AnalysesIndexView {
+        generated,
+        config,
+        machine_count: dataset.machines.len(),
+        measurement_count: dataset.records.len(),
+        file_count: dataset.files.len(),
+        warning_count: dataset.warnings.len(),
+        analyses,
+        machines,
+        inventory_md,
     }
 }

@@ -213,9 +213,30 @@ pub struct GeoMean {
     pub lower: Option<f64>,
     pub upper: Option<f64>,
     pub count: usize,
+    /// Set, with `lower`/`upper` left empty, when an interval would not mean anything.
+    pub no_ci: Option<NoCi>,
+    /// The smallest and largest ratio averaged.
+    pub range: (f64, f64),
 }
 
-/// Geometric mean of ratios with a t-interval on their logarithms (count ≥ 2).
+/// Why a geometric mean across workloads carries no confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum NoCi {
+    /// Fewer than [`MIN_WORKLOADS_FOR_CI`] ratios: with one degree of freedom the t quantile
+    /// is 12.7, and the interval says more about the formula than about the machines.
+    TooFew,
+    /// The interval would span more than [`MAX_CI_SPREAD`]×: the ratios disagree by orders of
+    /// magnitude, so no single factor summarises them.
+    TooSpread { lower: f64, upper: f64 },
+}
+
+/// Fewest ratios a geometric mean's interval is computed from.
+pub const MIN_WORKLOADS_FOR_CI: usize = 3;
+/// Widest interval (upper / lower) still printed.
+pub const MAX_CI_SPREAD: f64 = 100.0;
+
+/// Geometric mean of ratios with a t-interval on their logarithms, or the reason for none
+/// (fewer than [`MIN_WORKLOADS_FOR_CI`] ratios, or an interval wider than [`MAX_CI_SPREAD`]).
 pub fn geometric_mean_ratio(ratios: &[f64]) -> Result<GeoMean, StatsError> {
     if ratios.is_empty() {
         return Err(StatsError::Empty);
@@ -226,18 +247,30 @@ pub fn geometric_mean_ratio(ratios: &[f64]) -> Result<GeoMean, StatsError> {
     let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
     let n = logs.len() as f64;
     let mean = logs.iter().sum::<f64>() / n;
-    let (lower, upper) = if logs.len() >= 2 {
+    let range = ratios
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(*r), hi.max(*r))
+        });
+    let interval = if logs.len() >= MIN_WORKLOADS_FOR_CI {
         let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0);
         let half = t_quantile(n - 1.0) * (var / n).sqrt();
-        (Some((mean - half).exp()), Some((mean + half).exp()))
+        let (lower, upper) = ((mean - half).exp(), (mean + half).exp());
+        if upper / lower > MAX_CI_SPREAD {
+            Err(NoCi::TooSpread { lower, upper })
+        } else {
+            Ok((lower, upper))
+        }
     } else {
-        (None, None)
+        Err(NoCi::TooFew)
     };
     Ok(GeoMean {
         value: mean.exp(),
-        lower,
-        upper,
+        lower: interval.ok().map(|i| i.0),
+        upper: interval.ok().map(|i| i.1),
         count: logs.len(),
+        no_ci: interval.err(),
+        range,
     })
 }
 
@@ -530,17 +563,30 @@ mod tests {
     }
 
     #[test]
-    fn geometric_mean_matches_numpy() {
-        // scipy.stats.gmean([2, 8]) = 4; half-width of the log interval:
-        // statistics.stdev(logs)/√2 · scipy.stats.t.ppf(0.975, 1) = 8.80726998849691
-        let g = geometric_mean_ratio(&[2.0, 8.0]).unwrap();
+    fn geometric_mean_matches_scipy() {
+        // scipy.stats.gmean([2, 8, 4]) = 4; interval exp(mean(logs) ± t.ppf(0.975, 2) ·
+        // stdev(logs)/√3) with t.ppf(0.975, 2) = 4.302652729911275 → 0.714924…, 22.37999….
+        let g = geometric_mean_ratio(&[2.0, 8.0, 4.0]).unwrap();
         assert!(close(g.value, 4.0, 1e-12));
-        assert!(
-            close(g.lower.unwrap(), (4f64.ln() - 8.80726998849691).exp(), 1e-9),
-            "{g:?}"
-        );
+        assert!(close(g.lower.unwrap(), 0.7149242471326541, 1e-9), "{g:?}");
+        assert!(close(g.upper.unwrap(), 22.379993494655103, 1e-9), "{g:?}");
+        assert_eq!((g.no_ci, g.range), (None, (2.0, 8.0)));
+    }
+
+    #[test]
+    fn geometric_means_without_a_meaningful_interval_say_why() {
+        // Two workloads: t with one degree of freedom is 12.7; the interval of a CPU vs a
+        // datacenter GPU over two GEMMs (3244× and 238×) spanned 5.43e-5× to 1.42e10×.
+        let g = geometric_mean_ratio(&[3244.0, 238.0]).unwrap();
+        assert!(close(g.value, (3244.0f64 * 238.0).sqrt(), 1e-9));
+        assert_eq!((g.lower, g.upper, g.no_ci), (None, None, Some(NoCi::TooFew)));
+        assert_eq!(g.range, (238.0, 3244.0));
         let g = geometric_mean_ratio(&[3.0]).unwrap();
-        assert!(close(g.value, 3.0, 1e-15) && g.lower.is_none());
+        assert!(close(g.value, 3.0, 1e-15) && g.no_ci == Some(NoCi::TooFew));
+        // Three ratios spread over four orders of magnitude: the interval is not printed.
+        let g = geometric_mean_ratio(&[0.01, 1.0, 100.0]).unwrap();
+        assert!(matches!(g.no_ci, Some(NoCi::TooSpread { lower, upper }) if upper / lower > 100.0));
+        assert!(g.lower.is_none());
     }
 
     #[test]
