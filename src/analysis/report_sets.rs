@@ -279,8 +279,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -328,7 +327,10 @@ mod tests {
 
     #[test]
     fn globs_match_whole_strings() {
-        assert!(glob_match("nvidia-h100-*", "nvidia-h100-80gb-hbm3-1f82d312"));
+        assert!(glob_match(
+            "nvidia-h100-*",
+            "nvidia-h100-80gb-hbm3-1f82d312"
+        ));
         assert!(!glob_match("nvidia-h100-*", "nvidia-h200-8f0cc4b3"));
         assert!(glob_match("*EPYC*", "AMD EPYC"));
         assert!(glob_match("a*b*c", "abc"));
@@ -345,8 +347,14 @@ mod tests {
             accelerator: a.map(str::to_string),
             ..Default::default()
         };
-        assert_eq!(machine_class(&k, Some(&info(Some("NVIDIA H200")))), "nvidia");
-        assert_eq!(machine_class(&k, Some(&info(Some("H100 80GB HBM3")))), "nvidia");
+        assert_eq!(
+            machine_class(&k, Some(&info(Some("NVIDIA H200")))),
+            "nvidia"
+        );
+        assert_eq!(
+            machine_class(&k, Some(&info(Some("H100 80GB HBM3")))),
+            "nvidia"
+        );
         assert_eq!(machine_class(&k, Some(&info(Some("Apple M5")))), "apple");
         assert_eq!(machine_class(&k, Some(&info(None))), "cpu");
         assert_eq!(
@@ -423,7 +431,10 @@ machines = ["class:cpu", "nothing-like-this"]
         assert_eq!(chosen.unassigned, vec![key("m5", "Apple M5")]);
         assert_eq!(chosen.warnings.len(), 1);
         let w = chosen.warnings[0].to_string();
-        assert!(w.contains("\"nothing-like-this\" matches no machine"), "{w}");
+        assert!(
+            w.contains("\"nothing-like-this\" matches no machine"),
+            "{w}"
+        );
         assert!(w.starts_with("analyses.toml: analysis \"cpus\""), "{w}");
     }
 
@@ -432,7 +443,10 @@ machines = ["class:cpu", "nothing-like-this"]
         let e = config("[[analysis]]\nslug = \"A B\"\ntitle = \"x\"\nmachines = [\"*\"]\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("analysis[0]: slug \"A B\" must be lower-case"), "{e}");
+        assert!(
+            e.contains("analysis[0]: slug \"A B\" must be lower-case"),
+            "{e}"
+        );
         let e = config("[[analysis]]\nslug = \"a\"\ntitle = \"x\"\nmachines = []\n")
             .unwrap_err()
             .to_string();

@@ -180,7 +180,8 @@ pub fn derive(comparisons: &[Comparison], rooflines: &[Roofline]) -> Vec<PairVer
                         .map(|(_, r)| *r)
                         .collect();
                     let geo = silirep_analysis::geometric_mean_ratio(&ratios).ok();
-                    let (overall_winner, overall_factor, overall_lower, overall_upper) = match &geo {
+                    let (overall_winner, overall_factor, overall_lower, overall_upper) = match &geo
+                    {
                         Some(g) if g.value >= 1.0 => {
                             (Some(c.a.label.clone()), Some(g.value), g.lower, g.upper)
                         }

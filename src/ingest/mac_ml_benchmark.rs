@@ -9,11 +9,11 @@
 use super::node::Node;
 use super::record::{MachineKey, Record, Timing};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
+use crate::util::slug;
 use silirep_core::{
     AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, ModelPhase, Pass,
 };
 use std::collections::BTreeMap;
-use crate::util::slug;
 use std::path::Path;
 
 /// Relative difference allowed between a rate the file reports and the one we derive.
@@ -152,7 +152,7 @@ fn no_time_reason(field: &str, value: Option<f64>) -> String {
     match value {
         None => format!("no time recorded ({field} is missing)"),
         Some(v) if v < 0.0 => format!("invalid time: {field} is negative ({v})"),
-        Some(v) if v == 0.0 => format!("no time recorded ({field} is 0)"),
+        Some(0.0) => format!("no time recorded ({field} is 0)"),
         Some(v) => format!("invalid time: {field} is {v}"),
     }
 }

@@ -440,7 +440,11 @@ fn verdict_views(verdicts: &[PairVerdicts]) -> Vec<VerdictPairView> {
                                 _ => " (no CI)".into(),
                             };
                             let mut result = if r.significant == Some(false) {
-                                format!("no significant difference ({} {}{ci})", r.winner, format::ratio(r.factor))
+                                format!(
+                                    "no significant difference ({} {}{ci})",
+                                    r.winner,
+                                    format::ratio(r.factor)
+                                )
                             } else {
                                 format!("{} {}{ci}", r.winner, format::ratio(r.factor))
                             };
@@ -489,7 +493,8 @@ fn comparison_row_view(a: &str, b: &str, r: &ComparisonRow) -> ComparisonRowView
             "silirep runs".to_string()
         } else {
             r.key.script.clone()
-        }.to_string(),
+        }
+        .to_string(),
     }
 }
 
@@ -743,7 +748,8 @@ pub fn machine_page_view(
                 None if r.verification == "passed" => "verified".into(),
                 None if r.verification == "not_reported" => "not verified by source".into(),
                 None => r.verification.clone(),
-            }.to_string(),
+            }
+            .to_string(),
             clock: r.clock.as_deref().unwrap_or("—").to_string(),
             source: format!("{} {}", r.source.file, r.source.json_path),
         })

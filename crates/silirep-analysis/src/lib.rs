@@ -12,6 +12,6 @@ pub use roofline::{
     roof_fraction,
 };
 pub use stats::{
-    CenterMethod, CiMethod, Estimate, GeoMean, MAX_CI_SPREAD, MIN_WORKLOADS_FOR_CI, NoCi, Observations, RatioEstimate, RatioMethod,
-    StatsError, estimate, geometric_mean_ratio, ratio,
+    CenterMethod, CiMethod, Estimate, GeoMean, MAX_CI_SPREAD, MIN_WORKLOADS_FOR_CI, NoCi,
+    Observations, RatioEstimate, RatioMethod, StatsError, estimate, geometric_mean_ratio, ratio,
 };

@@ -579,7 +579,10 @@ mod tests {
         // datacenter GPU over two GEMMs (3244× and 238×) spanned 5.43e-5× to 1.42e10×.
         let g = geometric_mean_ratio(&[3244.0, 238.0]).unwrap();
         assert!(close(g.value, (3244.0f64 * 238.0).sqrt(), 1e-9));
-        assert_eq!((g.lower, g.upper, g.no_ci), (None, None, Some(NoCi::TooFew)));
+        assert_eq!(
+            (g.lower, g.upper, g.no_ci),
+            (None, None, Some(NoCi::TooFew))
+        );
         assert_eq!(g.range, (238.0, 3244.0));
         let g = geometric_mean_ratio(&[3.0]).unwrap();
         assert!(close(g.value, 3.0, 1e-15) && g.no_ci == Some(NoCi::TooFew));

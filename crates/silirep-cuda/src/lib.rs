@@ -116,9 +116,7 @@ impl CudaBackend {
         let ic = self.interconnect.as_mut().expect("opened above");
         if let KernelSpec::Collective { devices, .. } = spec {
             let nccl = ic.nccl.get_or_insert_with(nccl::Nccl::open);
-            let nccl = nccl
-                .as_ref()
-                .map_err(|e| KernelError::Unsupported(e.clone()))?;
+            let nccl = nccl.as_ref().map_err(|e| nccl::unavailable(e))?;
             for d in devices {
                 ic.peers.device(*d)?;
             }

@@ -189,6 +189,12 @@ impl Nccl {
     }
 }
 
+/// How a failed search is recorded for each collective: unsupported on this machine, with
+/// the search's own message (which names every place looked), never a panic or an abort.
+pub fn unavailable(message: &str) -> silirep_core::KernelError {
+    silirep_core::KernelError::Unsupported(message.to_string())
+}
+
 /// Where NCCL is looked for, in order.
 pub fn candidates(override_path: Option<&Path>) -> Vec<PathBuf> {
     if let Some(path) = override_path {
@@ -328,6 +334,20 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("No such file"), "{message}");
+    }
+
+    /// The error reaches the result file as the configuration's recorded failure.
+    #[test]
+    fn a_missing_library_becomes_a_recorded_failure() {
+        let path = Path::new("/nonexistent/silirep-test/libnccl.so.2");
+        let message = Nccl::open_from(Some(path)).err().expect("nothing to open");
+        let recorded = unavailable(&message).to_measurement_error();
+        assert_eq!(recorded.kind, silirep_core::schema::ErrorKind::Unsupported);
+        assert!(
+            recorded
+                .message
+                .contains("/nonexistent/silirep-test/libnccl.so.2")
+        );
     }
 
     /// Without NCCL on the machine (CI), the search ends in an error naming the places it
