@@ -21,12 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Run micro-benchmarks on this machine and write one result file.
     #[command(
-        after_help = "Examples:\n  silirep measure\n  silirep measure --suite quick\n  silirep measure --backend cuda --kernels gemm,attention --dtypes f16,bf16\n  silirep measure --kernels gemm --sizes 1024,2048 --label \"My workstation\"\n  silirep measure --json > run.json"
+        after_help = "Examples:\n  silirep measure\n  silirep measure --suite quick\n  silirep measure --backend cuda --kernels gemm,attention --dtypes f16,bf16\n  silirep measure --kernels gemm --sizes 1024,2048 --label \"My workstation\"\n  silirep measure --kernels bandwidth_triad --sizes 256MiB,1GiB --list\n  silirep measure --json > run.json\n\nSizes: SI prefixes are decimal (4k = 4000, 1GB = 10^9 bytes), IEC prefixes binary (4Ki = 4096,\n1GiB = 2^30 bytes); bandwidth sizes are bytes and need a byte unit, the others are counts."
     )]
     Measure(MeasureArgs),
     /// Build reports from a directory of result files.
     #[command(
-        after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report ../shared/seed-results/mac-ml-benchmark -o /tmp/seed-report --strict"
+        after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report results/imported/mac-ml-benchmark -o /tmp/m5-vs-m4pro\n  silirep report results/ -o reports/ --analyses my-analyses.toml"
     )]
     Report(ReportArgs),
     /// Print the JSON Schema of a result file (results schema v1).
@@ -41,6 +41,8 @@ pub enum SuiteArg {
     Full,
 }
 
+/// Parsed by `measure::backends::parse_backend_arg`, which suggests the right name for
+/// common wrong ones (`gpu`, `nvidia`, `mps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
     /// The best available: cuda, else metal, else cpu (says which it picked).
@@ -61,12 +63,25 @@ pub struct MeasureArgs {
     /// Comma-separated dtypes, e.g. f32,f16,bf16.
     #[arg(long, value_delimiter = ',')]
     pub dtypes: Vec<String>,
-    /// Comma-separated sizes: GEMM m, sequence length, decode batch, sweep FMAs, or buffer
-    /// bytes with a unit (256MiB, 1GiB).
+    /// Comma-separated sizes, replacing the suite's. What a size is depends on the kernel:
+    /// GEMM m = n = k, attention and layer sequence length, decode batch, sweep FMAs per
+    /// element are plain numbers (4096; 4k = 4000, 4Ki = 4096); bandwidth arrays are bytes
+    /// with a unit (256MiB = 256·2^20, 256MB = 256·10^6; also B, kB, GB, KiB, GiB). SI
+    /// prefixes are decimal, IEC (Ki, Mi, Gi) binary. A size in the wrong unit for a kernel
+    /// is an error.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<String>,
-    #[arg(long, value_enum, default_value = "auto")]
+    /// auto (cuda, else metal, else cpu), cpu, cuda (NVIDIA) or metal (Apple).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_parser = crate::measure::backends::parse_backend_arg
+    )]
     pub backend: BackendArg,
+    /// Print the configurations the selection would run (with sizes, units and an estimated
+    /// duration) and exit: nothing is measured and no result file is written.
+    #[arg(long, visible_alias = "dry-run")]
+    pub list: bool,
     /// Machine name shown in reports (default: accelerator or CPU model).
     #[arg(long)]
     pub label: Option<String>,
@@ -80,13 +95,13 @@ pub struct MeasureArgs {
     /// single-GPU kernels run on the first.
     #[arg(long, value_delimiter = ',')]
     pub gpus: Vec<u32>,
-    /// CPU threads (default: all available).
+    /// CPU threads, at least 1 (default: all available).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Stop adding repetitions when the 95% CI half-width of the median is below this
-    /// fraction of it.
-    #[arg(long, default_value_t = 0.01)]
-    pub target_ci: f64,
+    /// Stop adding repetitions when the 95% CI half-width of the median is within this much
+    /// of it: a percentage (1%) or a fraction (0.01), below 100%.
+    #[arg(long, default_value = "1%")]
+    pub target_ci: String,
     /// Longest time spent timing one configuration, in seconds (default: 0.5 quick,
     /// 2 standard, 5 full).
     #[arg(long)]

@@ -22,8 +22,14 @@ pub enum Outcome {
 }
 
 pub fn run(args: &ReportArgs) -> Result<Outcome> {
+    // Checked before the (possibly long) load and analysis, which would otherwise end in a
+    // confusing `<file>/charts: Not a directory`.
+    if args.out.exists() && !args.out.is_dir() {
+        anyhow::bail!("-o must be a directory: {} is a file", args.out.display());
+    }
     let mut dataset = ingest::load_dir(&args.results)?;
     ingest::ensure_record_machines(&mut dataset);
+    ingest::reconcile_machine_labels(&mut dataset);
     let config_path = args.analyses.clone().or_else(|| {
         let beside = args.results.join(report_sets::CONFIG_FILE);
         (args.results.is_dir() && beside.is_file()).then_some(beside)

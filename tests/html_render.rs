@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SEED: &str = "../shared/seed-results/mac-ml-benchmark";
+const SEED: &str = "results/imported/mac-ml-benchmark";
 
 fn browser() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"]

@@ -1,11 +1,12 @@
-//! End-to-end: the `silirep` binary on the real mac-ml-benchmark results and on small
+//! End-to-end: the `silirep` binary on the real mac-ml-benchmark results (the repository's
+//! own copy under `results/imported/`), on the committed results tree, and on small
 //! hand-written fixtures, broken ones included. Every failure must be a clear message and an
 //! exit code, never a panic.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const SEED: &str = "../shared/seed-results/mac-ml-benchmark";
+const SEED: &str = "results/imported/mac-ml-benchmark";
 
 fn silirep(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_silirep"))
@@ -177,7 +178,8 @@ fn broken_files_each_get_a_clear_message_and_the_rest_still_load() {
         "error: truncated.json: invalid JSON at line 5, column",
         "error: wrong_types.json: not a valid mac-ml-benchmark benchmark lists file: $.benchmarks.gemm[0].time_ms: expected a number, found the string \"fast\"",
         "error: missing_machine.json: not a valid silirep run v1 file: $: missing field `machine`",
-        "error: sample_is_string.json: not a valid silirep run v1 file: $.measurements[0].samples_s[2]: invalid type: string \"0.001\", expected f64",
+        // One bad measurement costs that measurement, not the file.
+        "warning: sample_is_string.json: $.measurements[0].samples_s[2]: measurement dropped: invalid type: string \"0.001\", expected f64",
         "error: future_version.json: not a valid silirep run v1 file: $.schema_version: expected 1 (the version this silirep reads), found the number 7",
         "error: not_utf8.json: not UTF-8 text",
     ];
@@ -185,7 +187,7 @@ fn broken_files_each_get_a_clear_message_and_the_rest_still_load() {
         assert!(err.contains(e), "missing {e:?} in:\n{err}");
     }
     let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
-    assert!(index.contains("6 failed"), "{index}");
+    assert!(index.contains("5 failed"), "{index}");
 
     let strict = report_into(&fixture("broken"), dir.path(), &["--strict"]);
     assert_eq!(strict.status.code(), Some(1));
@@ -392,4 +394,236 @@ fn machine_page_shows_the_clock_while_timed() {
         "{with}"
     );
     assert!(with.contains("| verified | — |"), "{with}");
+}
+
+/// A run file with one impossible sample keeps its other measurements; the dropped one is a
+/// warning naming its JSON path and saying what was wrong (negative, not "missing"), and
+/// `--strict` refuses it. A UTF-8 byte-order mark before the JSON is accepted.
+#[test]
+fn one_bad_measurement_is_dropped_not_the_file_and_a_bom_is_accepted() {
+    let run = std::fs::read_to_string(fixture("native-ok/run.json")).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let bad = run.replacen("0.00101, 0.00099", "0.00101, -0.00099", 1);
+    assert_ne!(bad, run);
+    std::fs::write(results.path().join("run.json"), format!("\u{feff}{bad}")).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let results_arg = results.path().to_str().unwrap();
+    let out = report_into(results_arg, out_dir.path(), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: run.json: $.measurements[0].samples_s[1]: measurement dropped: expected a positive number of seconds, found -0.00099 (negative)"),
+        "{err}"
+    );
+    let index = std::fs::read_to_string(out_dir.path().join("index.md")).unwrap();
+    assert!(index.contains("silirep run v1: 2 measurements"), "{index}");
+    assert!(
+        index.contains("| bandwidth_triad | cpu | f64 | 1 | 0 |"),
+        "{index}"
+    );
+    let strict = report_into(results_arg, out_dir.path(), &["--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+}
+
+/// Text from result files cannot change the structure of the Markdown: a label with a pipe,
+/// a newline and a heading marker stays inside its table cell and heading.
+#[test]
+fn markdown_tables_escape_text_from_the_data() {
+    let run = std::fs::read_to_string(fixture("native-ok/run.json")).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let hostile = run.replacen(
+        r#""label": "Test <Box> & Co""#,
+        r#""label": "A|B\n# x *y*""#,
+        1,
+    );
+    assert_ne!(hostile, run);
+    std::fs::write(results.path().join("run.json"), hostile).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = report_into(results.path().to_str().unwrap(), out_dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(out_dir.path().join("index.md")).unwrap();
+    assert!(
+        index.contains(r"| A\|B # x \*y\* | f32 |"),
+        "roofline row not escaped:\n{index}"
+    );
+    assert!(
+        !index.lines().any(|l| l.starts_with("# x")),
+        "a label started a heading:\n{index}"
+    );
+    // The roofline table has nine columns: ten unescaped pipes on the machine's row.
+    let row = index
+        .lines()
+        .find(|l| l.starts_with(r"| A\|B") && l.contains("| f32 |"))
+        .expect("roofline row");
+    assert_eq!(row.replace(r"\|", "").matches('|').count(), 10, "{row}");
+}
+
+/// The committed results tree, read with a selection that puts a CPU and a GPU in one
+/// analysis: two workloads that differ by 13× give a geometric mean with its range and the
+/// reason it has no CI, never an interval from one degree of freedom.
+#[test]
+fn a_mean_over_two_disagreeing_workloads_says_why_it_has_no_ci() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("analyses.toml");
+    std::fs::write(
+        &path,
+        "[[analysis]]\nslug = \"cpu-vs-h100\"\ntitle = \"CPU vs H100\"\n\
+         machines = [\"AMD EPYC\", \"nvidia-h100-*\"]\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(
+        "results/raw",
+        dir.path(),
+        &["--analyses", path.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    let page = std::fs::read_to_string(dir.path().join("cpu-vs-h100/index.md")).unwrap();
+    assert!(
+        page.contains("**Training-like work (compute-bound)**: H100 80GB HBM3 (lent) is faster in every one of the 2 workloads, each significantly, from "),
+        "{page}"
+    );
+    assert!(
+        page.contains("no CI on the mean: 2 workloads are too few for one (a CI needs at least 3)"),
+        "{page}"
+    );
+    assert!(!page.contains("e10×"), "{page}");
+    // The machine not selected still has its page, and the index says it is in no analysis.
+    assert!(
+        index.contains("none (not selected by any analysis)"),
+        "{index}"
+    );
+    assert!(
+        dir.path()
+            .join("machines/nvidia-h200-8f0cc4b3.md")
+            .is_file()
+    );
+}
+
+/// Several analyses: one folder each, an index that links every one with its question and
+/// its answer, machine pages shared, and a selector that matches nothing is a warning.
+#[test]
+fn analyses_file_chooses_the_report_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into("results", dir.path(), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    for expected in [
+        "### [Apple M5 vs Apple M4 Pro](apple-m5-vs-m4-pro/index.md)",
+        "### [NVIDIA H100 vs H200](h100-vs-h200/index.md)",
+        "### [CPUs](cpus/index.md)",
+        "**The question:** The M5 trains faster and the M4 Pro decodes faster",
+        "- Inference and decode (memory-bound): Apple M4 Pro is 2.05× faster",
+        "- Training-like work (compute-bound): no significant difference",
+        "- Inference and decode (memory-bound): H200 141GB HBM3e (lent) is 1.",
+        "(chosen in `analyses.toml`)",
+    ] {
+        assert!(
+            index.contains(expected),
+            "{expected} missing from:\n{index}"
+        );
+    }
+    let apple = std::fs::read_to_string(dir.path().join("apple-m5-vs-m4-pro/index.md")).unwrap();
+    assert!(
+        apple.starts_with("# Apple M5 vs Apple M4 Pro\n\n**The question:**"),
+        "{apple}"
+    );
+    assert!(
+        !apple.contains("H100"),
+        "cross-class rows crowd the Apple analysis"
+    );
+    assert!(
+        apple.contains("(../machines/apple-m5-mac17-2.md)"),
+        "{apple}"
+    );
+    assert!(
+        dir.path()
+            .join("apple-m5-vs-m4-pro/charts/roofline_f16.svg")
+            .is_file()
+    );
+    // A selector that matches nothing is named.
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("analyses.toml");
+    std::fs::write(
+        &path,
+        "[[analysis]]\nslug = \"x\"\ntitle = \"X\"\nmachines = [\"class:cpu\", \"no-such-*\"]\n",
+    )
+    .unwrap();
+    let out = report_into(
+        "results",
+        dir.path(),
+        &["--analyses", path.to_str().unwrap()],
+    );
+    assert!(
+        stderr(&out).contains(
+            "warning: analyses.toml: analysis \"x\": machine selector \"no-such-*\" matches no machine in the results"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let strict = report_into(
+        "results",
+        dir.path(),
+        &["--analyses", path.to_str().unwrap(), "--strict"],
+    );
+    assert_eq!(strict.status.code(), Some(1));
+    // A broken analyses file is an error naming it, before anything is written.
+    std::fs::write(
+        &path,
+        "[[analysis]]\nslug = \"Bad Slug\"\ntitle = \"X\"\nmachines = [\"*\"]\n",
+    )
+    .unwrap();
+    let empty_out = tempfile::tempdir().unwrap();
+    let out = report_into(
+        "results",
+        empty_out.path(),
+        &["--analyses", path.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("slug \"Bad Slug\" must be lower-case"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!empty_out.path().join("index.md").exists());
+}
+
+/// Result files written before machine ids named their accelerator still load, and two such
+/// hosts built from one image (same old id) with different GPUs are two machines.
+#[test]
+fn old_machine_ids_without_the_accelerator_are_told_apart() {
+    let run = std::fs::read_to_string(fixture("native-ok/run.json")).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    for (file, gpu) in [
+        ("a.json", "NVIDIA H100 80GB HBM3"),
+        ("b.json", "NVIDIA H200"),
+    ] {
+        let with_gpu = run.replacen(
+            r#""accelerator": null"#,
+            &format!(r#""accelerator": {{ "name": "{gpu}", "vendor": "NVIDIA", "compute_units": 132, "memory_bytes": null, "unified_memory": false, "driver_version": null, "runtime_version": null, "details": {{}} }}"#),
+            1,
+        );
+        assert_ne!(with_gpu, run);
+        std::fs::write(results.path().join(file), with_gpu).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(results.path().to_str().unwrap(), dir.path(), &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pages: Vec<String> = std::fs::read_dir(dir.path().join("machines"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.starts_with("nvidia-h100-80gb-hbm3-")),
+        "{pages:?}"
+    );
+    assert!(
+        pages.iter().any(|p| p.starts_with("nvidia-h200-")),
+        "{pages:?}"
+    );
 }

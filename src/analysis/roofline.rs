@@ -1,6 +1,12 @@
-//! One roofline per machine and precision, built from that machine's own measurements:
-//! the compute ceiling is its best GEMM, the memory ceiling its best bandwidth kernel, and
-//! every other workload is placed at its arithmetic intensity to show which ceiling binds it.
+//! One roofline per machine and precision, built from that machine's own measurements: the
+//! compute ceiling is the best rate of the kernels built to find it (GEMM, and the intensity
+//! sweep's plain FMAs), the memory ceiling the best bandwidth of the kernels built to find it
+//! (read, copy, triad, and the bandwidth the sweep sustained at low intensity). Every other
+//! workload is placed at its arithmetic intensity to show which ceiling binds it.
+//!
+//! One roof, one ridge point: a sweep point above the GEMM or bandwidth ceilings raises the
+//! roof (the page says so and names the kernel), because a roof that a measurement beats is
+//! not a roof. A workload that still lands above it is explained on its row.
 
 use super::catalog::{Catalog, Datasheet};
 use crate::ingest::{Dataset, MachineKey, Record};
@@ -16,6 +22,8 @@ pub struct Ceiling {
     pub params: String,
     pub framework: String,
     pub file: String,
+    /// Set when the intensity sweep set this ceiling above the dedicated kernels' best.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,6 +38,8 @@ pub struct RoofPoint {
     pub bound: Bound,
     /// Achieved / attainable at this intensity.
     pub roof_fraction: Option<f64>,
+    /// Why the point is above its roof, where it is.
+    pub above_roof: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,7 +50,6 @@ pub struct Roofline {
     pub memory: Ceiling,
     pub ridge_flops_per_byte: f64,
     pub points: Vec<RoofPoint>,
-    pub sweep_fit: Option<silirep_analysis::RooflineFit>,
     pub datasheet: Option<Datasheet>,
     /// Best GEMM / datasheet peak for this precision.
     pub mfu: Option<f64>,
@@ -59,6 +68,31 @@ fn ceiling(r: &Record, value: f64) -> Ceiling {
         params: r.spec.params_label(),
         framework: r.framework.clone(),
         file: r.source.file.clone(),
+        note: None,
+    }
+}
+
+/// The higher of a dedicated kernel's ceiling and the sweep's; when the sweep wins, the note
+/// says by how much it beat the dedicated kernels, so the reader knows why.
+fn raised_by_sweep(
+    dedicated: Option<Ceiling>,
+    sweep: Option<Ceiling>,
+    unit: &str,
+) -> Option<Ceiling> {
+    match (dedicated, sweep) {
+        (Some(d), Some(mut s)) if s.value > d.value => {
+            s.note = Some(format!(
+                "the intensity sweep beat the best {} ({} {}, {}) by {:.0}%",
+                unit,
+                d.kernel,
+                d.params,
+                d.framework,
+                (s.value / d.value - 1.0) * 100.0
+            ));
+            Some(s)
+        }
+        (Some(d), _) => Some(d),
+        (None, s) => s,
     }
 }
 
@@ -121,7 +155,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
             .collect();
         // Memory does not care about the element type: one ceiling per machine, from the
         // kernels that read (write-only bandwidth can exceed what reads sustain).
-        let Some(memory) = best(
+        let bandwidth_kernels = best(
             records.iter().copied().filter(|r| {
                 matches!(
                     r.spec.name().as_str(),
@@ -129,7 +163,18 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                 )
             }),
             Record::bytes_per_s,
-        ) else {
+        );
+        // The sweep's bandwidth at each point is achieved FLOP/s over its FLOP/byte; its
+        // low-intensity points are memory-bound and measure what the machine streams.
+        let sweep_bandwidth = best(
+            records
+                .iter()
+                .copied()
+                .filter(|r| r.spec.family() == "intensity_sweep"),
+            |r| Some(r.flop_per_s()? / r.spec.arithmetic_intensity()?),
+        );
+        let Some(memory) = raised_by_sweep(bandwidth_kernels, sweep_bandwidth, "bandwidth kernel")
+        else {
             continue;
         };
         let precisions: BTreeSet<String> = records
@@ -140,14 +185,23 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
         let datasheet = catalog.find(&info.label, info.accelerator.as_deref());
         for precision in precisions {
             let same_precision = |r: &&&Record| r.spec.precision_label() == precision;
-            let Some(compute) = best(
+            let gemm = best(
                 records
                     .iter()
                     .filter(same_precision)
                     .copied()
                     .filter(|r| r.spec.family() == "gemm"),
                 Record::flop_per_s,
-            ) else {
+            );
+            let sweep = best(
+                records
+                    .iter()
+                    .filter(same_precision)
+                    .copied()
+                    .filter(|r| r.spec.family() == "intensity_sweep"),
+                Record::flop_per_s,
+            );
+            let Some(compute) = raised_by_sweep(gemm, sweep, "GEMM") else {
                 continue;
             };
             let ridge = silirep_analysis::ridge_point_flops_per_byte(compute.value, memory.value);
@@ -160,6 +214,8 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                     continue;
                 };
                 let achieved = r.flop_per_s();
+                let roof_fraction = achieved
+                    .map(|a| silirep_analysis::roof_fraction(a, i, compute.value, memory.value));
                 points.push(RoofPoint {
                     kernel: r.spec.name(),
                     params: r.spec.params_label(),
@@ -167,20 +223,12 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                     intensity_flops_per_byte: i,
                     achieved_flops_per_s: achieved,
                     bound: silirep_analysis::bound(i, compute.value, memory.value),
-                    roof_fraction: achieved.map(|a| {
-                        silirep_analysis::roof_fraction(a, i, compute.value, memory.value)
-                    }),
+                    above_roof: roof_fraction
+                        .filter(|f| *f > ABOVE_ROOF_TOLERANCE)
+                        .map(|_| above_roof_reason(r)),
+                    roof_fraction,
                 });
             }
-            let sweep: Vec<(f64, f64)> = records
-                .iter()
-                .filter(same_precision)
-                .filter(|r| r.spec.family() == "intensity_sweep")
-                .filter_map(|r| Some((r.spec.arithmetic_intensity()?, r.flop_per_s()?)))
-                .collect();
-            let sweep_fit = (sweep.len() >= 3)
-                .then(|| silirep_analysis::fit_roofline(&sweep).ok())
-                .flatten();
             let peak = datasheet
                 .as_ref()
                 .and_then(|d| d.peak_flops_per_s.get(&precision).copied());
@@ -196,12 +244,27 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                 memory: memory.clone(),
                 ridge_flops_per_byte: ridge,
                 points,
-                sweep_fit,
                 datasheet: datasheet.clone(),
             });
         }
     }
     out
+}
+
+/// Rates within half a percent of the roof are on it: samples of one run scatter that much.
+const ABOVE_ROOF_TOLERANCE: f64 = 1.005;
+
+/// Why a workload can land above the roof its machine's dedicated kernels measured.
+fn above_roof_reason(r: &Record) -> String {
+    if r.notes.iter().any(|n| n.contains("assumed")) {
+        "above the roof: its work is counted from an assumed shape (see the record's notes), \
+         so its rate may be overstated"
+            .into()
+    } else {
+        "above the roof: it ran faster than the kernels that set the ceilings (a shared \
+         machine drifting, or caches serving part of its traffic)"
+            .into()
+    }
 }
 
 /// Machines and precisions that have a roofline, for lookups by the verdicts.

@@ -1115,4 +1115,20 @@ mod tests {
         let (format, _, _) = import("x.json", json!({"hello": "world"}));
         assert_eq!(format, None);
     }
+
+    #[test]
+    fn unusable_times_are_named_for_what_they_are() {
+        assert_eq!(
+            no_time_reason("time_ms", None),
+            "no time recorded (time_ms is missing)"
+        );
+        assert_eq!(
+            no_time_reason("time_ms", Some(0.0)),
+            "no time recorded (time_ms is 0)"
+        );
+        assert_eq!(
+            no_time_reason("avg_ms", Some(-2.5)),
+            "invalid time: avg_ms is negative (-2.5)"
+        );
+    }
 }

@@ -435,3 +435,200 @@ pub fn ensure_record_machines(dataset: &mut Dataset) {
             });
     }
 }
+
+/// Makes every machine's label name one machine, so no page reads "X vs X":
+/// - one id under several labels (a machine re-labelled between runs) is one machine, shown
+///   under the first label in sorted order;
+/// - one label on several ids (two unlabelled cloud VMs with the same CPU) becomes
+///   `label (id)` on each.
+///
+/// Each case is a warning naming the ids and labels, so `--strict` refuses it and the user
+/// can name the machines (`silirep measure --label`).
+pub fn reconcile_machine_labels(dataset: &mut Dataset) {
+    let mut renames: BTreeMap<MachineKey, MachineKey> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut labels_by_id: BTreeMap<&str, Vec<&MachineKey>> = BTreeMap::new();
+    for key in dataset.machines.keys() {
+        labels_by_id.entry(&key.id).or_default().push(key);
+    }
+    for (id, keys) in &labels_by_id {
+        if keys.len() > 1 {
+            let kept = keys[0].label.clone();
+            let labels: Vec<String> = keys.iter().map(|k| format!("{:?}", k.label)).collect();
+            warnings.push((
+                (*keys[0]).clone(),
+                format!(
+                    "machine {id} appears under {} labels ({}); shown as {kept:?}",
+                    keys.len(),
+                    labels.join(", ")
+                ),
+            ));
+            for k in &keys[1..] {
+                renames.insert(
+                    (*k).clone(),
+                    MachineKey {
+                        id: id.to_string(),
+                        label: kept.clone(),
+                    },
+                );
+            }
+        }
+    }
+    let renamed = |k: &MachineKey| renames.get(k).cloned().unwrap_or_else(|| k.clone());
+    let mut ids_by_label: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for key in dataset.machines.keys().map(renamed) {
+        ids_by_label.entry(key.label).or_default().insert(key.id);
+    }
+    for (label, ids) in &ids_by_label {
+        if ids.len() > 1 {
+            let ids: Vec<&String> = ids.iter().collect();
+            warnings.push((
+                MachineKey {
+                    id: ids[0].clone(),
+                    label: label.clone(),
+                },
+                format!(
+                    "machines {} share the label {label:?}; each is shown as \"{label} (<id>)\" \
+                     (name machines with `silirep measure --label`)",
+                    ids.iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let final_key = |k: &MachineKey| {
+        let k = renamed(k);
+        if ids_by_label.get(&k.label).is_some_and(|ids| ids.len() > 1) {
+            MachineKey {
+                label: format!("{} ({})", k.label, k.id),
+                id: k.id,
+            }
+        } else {
+            k
+        }
+    };
+    if warnings.is_empty() {
+        return;
+    }
+    for (key, message) in warnings {
+        let file = dataset
+            .machines
+            .get(&key)
+            .and_then(|info| info.described_by.first().cloned())
+            .or_else(|| {
+                dataset
+                    .records
+                    .iter()
+                    .find(|r| r.machine == key)
+                    .map(|r| r.source.file.clone())
+            })
+            .unwrap_or_default();
+        dataset.warnings.push(Warning {
+            file,
+            location: "$.machine.label".into(),
+            message,
+        });
+    }
+    dataset.warnings.sort();
+    for r in &mut dataset.records {
+        r.machine = final_key(&r.machine);
+    }
+    let machines = std::mem::take(&mut dataset.machines);
+    for (key, mut info) in machines {
+        let key = final_key(&key);
+        info.label = key.label.clone();
+        match dataset.machines.get_mut(&key) {
+            Some(existing) => merge_machine_info(existing, info),
+            None => {
+                dataset.machines.insert(key, info);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, label: &str) -> MachineKey {
+        MachineKey {
+            id: id.into(),
+            label: label.into(),
+        }
+    }
+
+    fn record(machine: MachineKey, file: &str) -> Record {
+        Record {
+            machine,
+            framework: "cpu".into(),
+            spec: silirep_core::KernelSpec::Gemm {
+                m: 64,
+                n: 64,
+                k: 64,
+                dtype: silirep_core::Dtype::F32,
+            },
+            timing: Some(Timing::Single(1e-3)),
+            verification: "passed".into(),
+            error: None,
+            run_id: None,
+            source: Provenance {
+                file: file.into(),
+                json_path: "$.measurements[0]".into(),
+            },
+            notes: Vec::new(),
+            clock: None,
+            reported: Default::default(),
+        }
+    }
+
+    #[test]
+    fn two_machines_with_one_label_are_told_apart_with_a_warning() {
+        let xeon = "Intel(R) Xeon(R) Processor";
+        let mut d = Dataset::default();
+        d.records.push(record(key("vm-a", xeon), "a.json"));
+        d.records.push(record(key("vm-b", xeon), "b.json"));
+        ensure_record_machines(&mut d);
+        reconcile_machine_labels(&mut d);
+        let labels: Vec<&str> = d.machines.keys().map(|k| k.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "Intel(R) Xeon(R) Processor (vm-a)",
+                "Intel(R) Xeon(R) Processor (vm-b)"
+            ]
+        );
+        assert_eq!(
+            d.records[1].machine.label,
+            "Intel(R) Xeon(R) Processor (vm-b)"
+        );
+        assert_eq!(d.warnings.len(), 1);
+        assert!(
+            d.warnings[0]
+                .message
+                .contains("machines vm-a, vm-b share the label"),
+            "{}",
+            d.warnings[0]
+        );
+    }
+
+    #[test]
+    fn one_machine_under_two_labels_is_one_machine() {
+        let mut d = Dataset::default();
+        d.records.push(record(key("box", "Lab box"), "a.json"));
+        d.records.push(record(key("box", "My box"), "b.json"));
+        ensure_record_machines(&mut d);
+        reconcile_machine_labels(&mut d);
+        assert_eq!(d.machines.len(), 1);
+        assert!(d.records.iter().all(|r| r.machine == key("box", "Lab box")));
+        assert!(d.warnings[0].message.contains("appears under 2 labels"));
+        // Distinct labels and ids: nothing to say.
+        let mut clean = Dataset::default();
+        clean.records.push(record(key("a", "A"), "a.json"));
+        clean.records.push(record(key("b", "B"), "b.json"));
+        ensure_record_machines(&mut clean);
+        reconcile_machine_labels(&mut clean);
+        assert!(clean.warnings.is_empty());
+    }
+}

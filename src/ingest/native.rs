@@ -2,7 +2,9 @@
 
 use super::record::{MachineKey, Record, Timing};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
-use silirep_core::schema::{Measurement, RunFile, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus};
+use silirep_core::schema::{
+    Measurement, RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus,
+};
 
 pub struct NativeRun;
 
@@ -37,6 +39,20 @@ impl Importer for NativeRun {
             _ => Vec::new(),
         };
         let run: RunFile = deserialize_at("$", &header_doc)?;
+        if run.status == RunStatus::Running {
+            // `running` in a file nobody is writing means the process died mid-run: every
+            // finished measurement is kept, but the run is not the whole suite it set out
+            // to be, which `--strict` must not accept silently.
+            out.warn(
+                file,
+                "$.status",
+                format!(
+                    "incomplete run: status is \"running\" (the measuring process stopped \
+                     before finishing, or is still going); its {} finished measurement(s) are kept",
+                    measurement_docs.len()
+                ),
+            );
+        }
         let machine = machine_key(&run.machine);
         let os = format!("{} {}", run.machine.os.name, run.machine.os.version);
         out.machines.push((
@@ -60,6 +76,10 @@ impl Importer for NativeRun {
             let json_path = format!("$.measurements[{i}]");
             let m: Measurement = match deserialize_at(&json_path, doc) {
                 Ok(m) => m,
+                Err(ImportError::Invalid { path, message }) => {
+                    out.warn(file, &path, format!("measurement dropped: {message}"));
+                    continue;
+                }
                 Err(e) => {
                     out.warn(file, &json_path, format!("measurement dropped: {e}"));
                     continue;

@@ -3,6 +3,8 @@
 //! crash or Ctrl-C loses at most the configuration in progress.
 
 pub mod backends;
+pub mod console;
+pub mod options;
 pub mod selection;
 pub mod system;
 pub mod timestamp;
@@ -10,13 +12,13 @@ pub mod writer;
 
 use crate::cli::MeasureArgs;
 use crate::render::format;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use silirep_core::harness::{self, StoppingRule};
 use silirep_core::schema::{
-    BackendInfo, Measurement, RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, Settings, Tool,
+    BackendInfo, RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, Settings, Tool,
 };
-use silirep_core::{KernelSpec, Suite};
+use silirep_core::{Backend, KernelSpec, Suite};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -28,7 +30,10 @@ pub enum Outcome {
 }
 
 pub fn run(args: &MeasureArgs) -> Result<Outcome> {
-    check_timing_args(args)?;
+    // Everything the user typed is checked before a backend is opened or anything is
+    // allocated or written.
+    let target_ci = options::check(args)?;
+    let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?;
     let suite = match args.suite {
         crate::cli::SuiteArg::Quick => Suite::Quick,
         crate::cli::SuiteArg::Standard => Suite::Standard,
@@ -37,17 +42,17 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     let mut backend = backends::open(args.backend, args.threads, &args.gpus)?;
     eprintln!("backend: {}", backend.name());
 
-    let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?;
-    let specs = selection.apply(&backend.suite(suite));
-    anyhow::ensure!(
-        !specs.is_empty(),
-        "no configuration of the {} suite matches the selection ({}); available kernels: {}",
-        suite.name(),
-        selection.describe(),
-        selection::available_kernels(&backend.suite(suite)).join(", ")
-    );
+    let specs = select(backend.as_ref(), suite, &selection)?;
+    let settings = settings_for(suite, args, &selection, target_ci);
+    if args.list {
+        print!(
+            "{}",
+            console::configuration_list(backend.name(), &specs, &settings, &selection.describe())
+        );
+        eprintln!("--list: nothing measured, no result file written");
+        return Ok(Outcome::Completed);
+    }
 
-    let settings = settings_for(suite, args, &selection);
     let rule = StoppingRule::from(&settings);
     let mut machine = system::describe_machine();
     machine.accelerator = backend.accelerator();
@@ -94,7 +99,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        progress.set_message(describe_spec(spec));
+        progress.set_message(console::describe_spec(spec));
         let measurement = harness::measure(
             backend.as_mut(),
             spec,
@@ -110,7 +115,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
             // Unfinished: not a result, and not a failure of the kernel either.
             break;
         }
-        progress.println(summary_line(&measurement));
+        progress.println(console::summary_line(&measurement, target_ci));
         run.measurements.push(measurement);
         file.write(&run)
             .with_context(|| format!("updating {}", file.path().display()))?;
@@ -127,7 +132,10 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     run.finished_at = Some(timestamp::now_utc().rfc3339());
     file.write(&run)?;
     eprintln!();
-    eprint!("{}", summary_table(&run.measurements));
+    eprint!("{}", console::summary_table(&run.measurements, target_ci));
+    if let Some(note) = console::shortfall_note(&run.measurements, target_ci) {
+        eprintln!("{note}");
+    }
     eprintln!(
         "{} {} configurations → {}",
         if interrupted {
@@ -148,27 +156,69 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     })
 }
 
-/// The timing options become numbers in the result file and loop bounds in the harness: a
-/// negative, infinite or NaN value would hang the run or write a file its own schema rejects.
-fn check_timing_args(args: &MeasureArgs) -> Result<()> {
-    let checks = [
-        ("--target-ci", Some(args.target_ci), false),
-        ("--max-time", args.max_time, false),
-        ("--warmup-time", args.warmup_time, true),
-    ];
-    for (flag, value, zero_allowed) in checks {
-        if let Some(v) = value {
-            anyhow::ensure!(
-                v.is_finite() && (v > 0.0 || (zero_allowed && v == 0.0)),
-                "{flag} must be a finite number {} 0, got {v}",
-                if zero_allowed { "≥" } else { ">" }
-            );
+/// The configurations to run: the suite filtered by the selection, every name and size
+/// checked against what the backend's kernels are, and configurations made from `--sizes`
+/// checked against the memory they would need.
+fn select(
+    backend: &dyn Backend,
+    suite: Suite,
+    selection: &selection::Selection,
+) -> Result<Vec<KernelSpec>> {
+    let suites: Vec<(Suite, Vec<KernelSpec>)> = [Suite::Quick, Suite::Standard, Suite::Full]
+        .into_iter()
+        .map(|s| (s, backend.suite(s)))
+        .collect();
+    let every: Vec<KernelSpec> = suites.iter().flat_map(|(_, k)| k.clone()).collect();
+    selection.check_kernel_names(&every)?;
+    let chosen = &suites
+        .iter()
+        .find(|(s, _)| *s == suite)
+        .map(|(_, k)| k.clone())
+        .unwrap_or_default();
+    let specs = selection.apply(chosen)?;
+    if specs.is_empty() {
+        bail!(
+            "{}",
+            selection.explain_empty(backend.name(), suite, &suites)
+        );
+    }
+    // The suite's own configurations are sized for this machine (and the harness records
+    // any that still does not fit); sizes from the command line are the user's, so one that
+    // cannot fit is a mistake to point out now, not a failure to find in the file later.
+    if selection.has_sizes() {
+        for spec in &specs {
+            if harness::exceeds_memory(spec, backend.memory_bytes()).is_some() {
+                bail!("{}", too_big(spec, backend));
+            }
         }
     }
-    Ok(())
+    Ok(specs)
 }
 
-fn settings_for(suite: Suite, args: &MeasureArgs, selection: &selection::Selection) -> Settings {
+fn too_big(spec: &KernelSpec, backend: &dyn Backend) -> String {
+    let needed = spec.footprint_bytes().unwrap_or(f64::NAN);
+    let memory = backend.memory_bytes().unwrap_or(0);
+    let whose = match backend.accelerator() {
+        Some(a) => format!("the {}'s", a.name),
+        None => "this machine's".into(),
+    };
+    format!(
+        "--sizes: {} {} at {} needs at least {} ({needed:.0} bytes) for its operands, more \
+         than {whose} {} ({memory} bytes) of memory",
+        spec.name(),
+        spec.precision_label(),
+        console::size_label(spec),
+        format::si(needed, "B"),
+        format::bytes_binary(memory),
+    )
+}
+
+fn settings_for(
+    suite: Suite,
+    args: &MeasureArgs,
+    selection: &selection::Selection,
+    target_relative_ci: f64,
+) -> Settings {
     let defaults = Settings::default();
     // Quick runs are smoke tests: fewer samples, shorter caps, burst clocks accepted.
     let (min_samples, warmup_iterations, default_warmup_time, default_max_time) = match suite {
@@ -183,7 +233,7 @@ fn settings_for(suite: Suite, args: &MeasureArgs, selection: &selection::Selecti
     };
     Settings {
         suite: suite.name().to_string(),
-        target_relative_ci: args.target_ci,
+        target_relative_ci,
         max_time_per_config_s: args.max_time.unwrap_or(default_max_time),
         min_samples,
         max_samples: defaults.max_samples,
@@ -222,79 +272,4 @@ fn progress_bar(len: u64) -> ProgressBar {
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
-}
-
-fn describe_spec(spec: &KernelSpec) -> String {
-    format!(
-        "{} {} {}",
-        spec.name(),
-        spec.precision_label(),
-        spec.params_label()
-    )
-}
-
-/// The figure a user reads first for a kernel: GB/s for bandwidth, tokens/s for decode and
-/// layers, FLOP/s otherwise.
-fn headline_rate(m: &Measurement) -> Option<String> {
-    let median = silirep_core::stats::median(&m.samples_s)?;
-    Some(match m.spec.family() {
-        "bandwidth" => format::si(m.bytes? / median, "B/s"),
-        // nccl-tests' algbw and busbw.
-        "interconnect" => match &m.spec {
-            silirep_core::KernelSpec::Collective { .. } => format!(
-                "{} algbw, {} busbw",
-                format::si(m.bytes? / median, "B/s"),
-                format::si(m.spec.bus_bytes()? / median, "B/s")
-            ),
-            _ => format::si(m.bytes? / median, "B/s"),
-        },
-        "decode" => format!("{} tokens/s", format::sig3(m.spec.tokens()? / median)),
-        _ => format::si(m.flops? / median, "FLOP/s"),
-    })
-}
-
-fn summary_line(m: &Measurement) -> String {
-    match (&m.error, headline_rate(m)) {
-        (Some(e), _) => format!("  {}: {:?} — {}", describe_spec(&m.spec), e.kind, e.message),
-        (None, Some(rate)) => {
-            let ci = silirep_core::stats::relative_ci_half_width(&m.samples_s)
-                .map(|r| format!("±{:.1}%", r * 100.0))
-                .unwrap_or_else(|| "no CI".into());
-            format!(
-                "  {}: {rate} (median {}, {ci}, n={})",
-                describe_spec(&m.spec),
-                format::duration(silirep_core::stats::median(&m.samples_s).unwrap_or(f64::NAN)),
-                m.samples_s.len()
-            )
-        }
-        (None, None) => format!("  {}: no samples", describe_spec(&m.spec)),
-    }
-}
-
-fn summary_table(measurements: &[Measurement]) -> String {
-    let mut out = String::from(
-        "kernel                     dtype     size          median       rate                 95% CI    n     status\n",
-    );
-    for m in measurements {
-        let median = silirep_core::stats::median(&m.samples_s);
-        let ci = silirep_core::stats::relative_ci_half_width(&m.samples_s)
-            .map(|r| format!("±{:.1}%", r * 100.0))
-            .unwrap_or_else(|| "—".into());
-        let status = match &m.error {
-            Some(e) => format!("{:?}", e.kind),
-            None => "ok".into(),
-        };
-        out.push_str(&format!(
-            "{:<26} {:<9} {:<13} {:<12} {:<20} {:<9} {:<5} {}\n",
-            m.spec.name(),
-            m.spec.precision_label(),
-            m.spec.primary_size(),
-            median.map(format::duration).unwrap_or_else(|| "—".into()),
-            headline_rate(m).unwrap_or_else(|| "—".into()),
-            ci,
-            m.samples_s.len(),
-            status
-        ));
-    }
-    out
 }

@@ -85,6 +85,50 @@ pub fn bytes_binary(bytes: u64) -> String {
     }
 }
 
+/// Tokens/s of a decode step, saying when it covers only part of the model and what the
+/// whole model implies: `20.9 tokens/s per layer (0.653 tokens/s for all 32 layers)`.
+pub fn decode_rate(spec: &silirep_core::KernelSpec, tokens_per_s: f64) -> String {
+    match decode_scope(spec, tokens_per_s) {
+        Some(scope) => format!("{} tokens/s {scope}", sig3(tokens_per_s)),
+        None => format!("{} tokens/s", sig3(tokens_per_s)),
+    }
+}
+
+/// For a decode through part of its model: `per layer (0.653 tokens/s for all 32 layers)`;
+/// `None` for anything else.
+pub fn decode_scope(spec: &silirep_core::KernelSpec, tokens_per_s: f64) -> Option<String> {
+    let silirep_core::KernelSpec::Decode { layers, .. } = spec else {
+        return None;
+    };
+    let (model_layers, whole) = spec.whole_model_decode_rate(tokens_per_s)?;
+    let scope = if *layers == 1 {
+        "per layer".to_string()
+    } else {
+        format!("per {layers} layers")
+    };
+    Some(format!(
+        "{scope} ({} tokens/s for all {model_layers} layers)",
+        sig3(whole)
+    ))
+}
+
+/// A fraction as a percentage with the precision a CI width needs: 0.031 → `3.1%`,
+/// 0.01 → `1%`, 0.31 → `31%`, 0.0004 → `0.0400%`.
+pub fn percent(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "n/a".into();
+    }
+    let p = fraction * 100.0;
+    if p.abs() >= 10.0 {
+        format!("{p:.0}%")
+    } else if p.abs() >= 0.1 {
+        let text = format!("{p:.1}");
+        format!("{}%", text.strip_suffix(".0").unwrap_or(&text))
+    } else {
+        format!("{}%", sig3(p))
+    }
+}
+
 /// A ratio as `2.50×`.
 pub fn ratio(value: f64) -> String {
     if !value.is_finite() {
@@ -111,5 +155,28 @@ mod tests {
         assert_eq!(bytes_binary(268_435_456), "256 MiB");
         assert_eq!(bytes_binary(1000), "1000 B");
         assert_eq!(ratio(2.5), "2.50×");
+        assert_eq!(percent(0.031), "3.1%");
+        assert_eq!(percent(0.01), "1%");
+        assert_eq!(percent(0.3149), "31%");
+        assert_eq!(percent(0.0004), "0.0400%");
+    }
+
+    #[test]
+    fn partial_decodes_say_so_and_give_the_whole_model_rate() {
+        let decode = |layers| silirep_core::KernelSpec::Decode {
+            batch: 1,
+            layers,
+            shape: silirep_core::LayerShape::MISTRAL_7B,
+            dtype: silirep_core::Dtype::F32,
+        };
+        assert_eq!(
+            decode_rate(&decode(1), 20.9),
+            "20.9 tokens/s per layer (0.653 tokens/s for all 32 layers)"
+        );
+        assert_eq!(
+            decode_rate(&decode(2), 20.0),
+            "20.0 tokens/s per 2 layers (1.25 tokens/s for all 32 layers)"
+        );
+        assert_eq!(decode_rate(&decode(32), 20.0), "20.0 tokens/s");
     }
 }

@@ -1,6 +1,11 @@
 //! Writing a report directory safely: every file is produced in memory first, then either
 //! compared with what is on disk (`--check`) or written atomically (temp file + rename).
 //! Paths are relative, built by silirep itself, and checked so nothing lands outside `-o`.
+//!
+//! The directory keeps a manifest ([`MANIFEST`]) of the files silirep wrote there. A file a
+//! previous report wrote and this one does not (a chart of a machine since removed, an
+//! analysis renamed) is deleted on write and listed by `--check`; files silirep did not write
+//! are never touched.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -17,6 +22,9 @@ pub enum OutputError {
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
 }
+
+/// The list of files the last report wrote into its directory, one relative path per line.
+pub const MANIFEST: &str = ".silirep-report-files";
 
 impl OutputSet {
     pub fn add(&mut self, rel_path: &str, contents: Vec<u8>) -> Result<(), OutputError> {
@@ -38,8 +46,23 @@ impl OutputSet {
         self.files.get(rel_path).map(Vec::as_slice)
     }
 
-    /// Files whose contents on disk differ from ours (or are missing), sorted.
+    /// Files whose contents on disk differ from ours (or are missing), sorted, then the files
+    /// an earlier report wrote that this one would remove (marked `(to be removed)`).
     pub fn stale_files(&self, dir: &Path) -> Vec<String> {
+        let mut stale: Vec<String> = self
+            .changed_files(dir)
+            .into_iter()
+            .filter(|rel| rel != MANIFEST)
+            .collect();
+        stale.extend(
+            self.orphans(dir)
+                .into_iter()
+                .map(|rel| format!("{rel} (to be removed)")),
+        );
+        stale
+    }
+
+    fn changed_files(&self, dir: &Path) -> Vec<String> {
         self.files
             .iter()
             .filter(|(rel, contents)| {
@@ -49,20 +72,82 @@ impl OutputSet {
             .collect()
     }
 
-    /// Writes every file under `dir`, each atomically, skipping files already identical.
+    /// Files the previous report's manifest lists that this report does not produce and that
+    /// are still on disk.
+    fn orphans(&self, dir: &Path) -> Vec<String> {
+        let Ok(previous) = std::fs::read_to_string(dir.join(MANIFEST)) else {
+            return Vec::new();
+        };
+        let mut orphans: Vec<String> = previous
+            .lines()
+            .filter(|rel| !rel.is_empty() && !self.files.contains_key(*rel))
+            // Only paths this module would itself have written: a hand-edited manifest must
+            // not make silirep delete anything outside the directory.
+            .filter(|rel| {
+                Path::new(rel)
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            })
+            .filter(|rel| dir.join(rel).is_file())
+            .map(str::to_string)
+            .collect();
+        orphans.sort();
+        orphans.dedup();
+        orphans
+    }
+
+    fn with_manifest(&self) -> OutputSet {
+        let mut listed: String = self
+            .files
+            .keys()
+            .filter(|rel| rel.as_str() != MANIFEST)
+            .map(|rel| format!("{rel}\n"))
+            .collect();
+        if listed.is_empty() {
+            listed.push('\n');
+        }
+        let mut files = self.files.clone();
+        files.insert(MANIFEST.to_string(), listed.into_bytes());
+        OutputSet { files }
+    }
+
+    /// Writes every file under `dir`, each atomically, skipping files already identical;
+    /// removes the files an earlier report wrote that this one does not; updates the
+    /// manifest last. Returns how many report files were written or removed.
     pub fn write_all(&self, dir: &Path) -> Result<usize, OutputError> {
         let io = |path: &Path, e: std::io::Error| OutputError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
+        let orphans = self.orphans(dir);
+        let all = self.with_manifest();
         let mut written = 0;
-        for rel in self.stale_files(dir) {
+        let mut changed = all.changed_files(dir);
+        // The manifest goes last, so an interrupted write leaves the old list (a superset of
+        // what is on disk) rather than one that forgets files.
+        changed.sort_by_key(|rel| rel == MANIFEST);
+        for rel in changed {
             let target = dir.join(&rel);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
             }
-            write_atomically(&target, &self.files[&rel]).map_err(|e| io(&target, e))?;
+            write_atomically(&target, &all.files[&rel]).map_err(|e| io(&target, e))?;
+            if rel != MANIFEST {
+                written += 1;
+            }
+        }
+        for rel in orphans {
+            let target = dir.join(&rel);
+            std::fs::remove_file(&target).map_err(|e| io(&target, e))?;
             written += 1;
+            // Leave no empty folders behind (a removed analysis's `charts/`).
+            let mut parent = target.parent();
+            while let Some(p) = parent.filter(|p| *p != dir) {
+                if std::fs::remove_dir(p).is_err() {
+                    break;
+                }
+                parent = p.parent();
+            }
         }
         Ok(written)
     }
@@ -126,5 +211,38 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn files_an_earlier_report_wrote_are_removed_and_others_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = OutputSet::default();
+        first.add("index.md", b"a".to_vec()).unwrap();
+        first.add("old/charts/x.svg", b"<svg/>".to_vec()).unwrap();
+        first.write_all(dir.path()).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let mut second = OutputSet::default();
+        second.add("index.md", b"a".to_vec()).unwrap();
+        assert_eq!(
+            second.stale_files(dir.path()),
+            vec!["old/charts/x.svg (to be removed)".to_string()]
+        );
+        assert_eq!(second.write_all(dir.path()).unwrap(), 1);
+        assert!(!dir.path().join("old").exists(), "empty folders left");
+        assert!(
+            dir.path().join("notes.txt").is_file(),
+            "a file silirep did not write"
+        );
+        assert!(second.stale_files(dir.path()).is_empty());
+        // A manifest pointing outside the directory deletes nothing.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        let escape = format!(
+            "../{}/keep\n",
+            outside.path().file_name().unwrap().to_string_lossy()
+        );
+        std::fs::write(dir.path().join(MANIFEST), escape).unwrap();
+        second.write_all(dir.path()).unwrap();
+        assert!(outside.path().join("keep").is_file());
     }
 }

@@ -109,12 +109,24 @@ pub struct ReportView {
     /// From `SOURCE_DATE_EPOCH` when set; otherwise reports carry no date.
     pub generated: Option<String>,
     pub machines: Vec<MachineView>,
+    /// Each machine's best rate per workload and precision: the first screen for one machine.
+    pub headlines: Vec<HeadlineView>,
     pub verdicts: Vec<VerdictPairView>,
     pub gemm_tables: Vec<GemmTableView>,
     pub comparisons: Vec<ComparisonView>,
     pub rooflines: Vec<RooflineView>,
     pub charts: Vec<ChartView>,
     pub inventory_md: String,
+}
+
+#[derive(Serialize)]
+pub struct HeadlineView {
+    pub machine: String,
+    pub workload: String,
+    pub precision: String,
+    pub rate: String,
+    pub params: String,
+    pub framework: String,
 }
 
 #[derive(Serialize, Clone)]
@@ -210,7 +222,6 @@ pub struct RooflineView {
     pub datasheet: String,
     pub mfu: String,
     pub mbu: String,
-    pub sweep_fit: String,
     pub points: Vec<RoofPointView>,
 }
 
@@ -275,6 +286,15 @@ pub fn rate_text(rate: &RateEstimate) -> String {
             format!("{value} [{lo} – {hi}]")
         }
         _ => format!("{value} (n={}, no CI)", rate.n),
+    }
+}
+
+/// A decode through part of the model (the CPU's one layer) says so, with the whole model's
+/// tokens/s beside it.
+fn decode_scope(spec: &silirep_core::KernelSpec, rate: &RateEstimate, text: String) -> String {
+    match format::decode_scope(spec, rate.value) {
+        Some(scope) => format!("{text} {scope}"),
+        None => text,
     }
 }
 
@@ -498,6 +518,48 @@ fn comparison_row_view(a: &str, b: &str, r: &ComparisonRow) -> ComparisonRowView
     }
 }
 
+/// The best rate each machine reached per workload and precision (ties: the first in load
+/// order), with the configuration that reached it.
+fn headline_views(dataset: &Dataset, analysis: &Analysis) -> Vec<HeadlineView> {
+    type Key<'a> = (&'a MachineKey, &'static str, String, String);
+    let mut best: std::collections::BTreeMap<Key, (&crate::ingest::Record, &RateEstimate)> =
+        std::collections::BTreeMap::new();
+    for (r, rate) in dataset.records.iter().zip(&analysis.rates) {
+        let Some(rate) = rate else { continue };
+        if r.error.is_some() || r.verification == "failed" {
+            continue;
+        }
+        let key = (
+            &r.machine,
+            r.spec.family(),
+            r.spec.name(),
+            r.spec.precision_label(),
+        );
+        if best.get(&key).is_none_or(|(_, b)| rate.value > b.value) {
+            best.insert(key, (r, rate));
+        }
+    }
+    best.into_iter()
+        .map(|((machine, _, name, precision), (r, rate))| HeadlineView {
+            machine: machine.label.clone(),
+            workload: name,
+            precision,
+            rate: rate_text(rate),
+            params: r.spec.params_label(),
+            framework: r.framework.clone(),
+        })
+        .collect()
+}
+
+/// `gemm m=… (cpu)`, and why the sweep set it where it did.
+fn ceiling_source(c: &crate::analysis::roofline::Ceiling) -> String {
+    let source = format!("{} {} ({})", c.kernel, c.params, c.framework);
+    match &c.note {
+        Some(note) => format!("{source}; {note}"),
+        None => source,
+    }
+}
+
 fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
     analysis
         .rooflines
@@ -507,15 +569,9 @@ fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
             machine_id: r.machine.id.clone(),
             precision: r.precision.clone(),
             compute: format::si(r.compute.value, "FLOP/s"),
-            compute_source: format!(
-                "{} {} ({})",
-                r.compute.kernel, r.compute.params, r.compute.framework
-            ),
+            compute_source: ceiling_source(&r.compute),
             memory: format::si(r.memory.value, "B/s"),
-            memory_source: format!(
-                "{} {} ({})",
-                r.memory.kernel, r.memory.params, r.memory.framework
-            ),
+            memory_source: ceiling_source(&r.memory),
             ridge: format!("{} FLOP/byte", format::sig3(r.ridge_flops_per_byte)),
             datasheet: r
                 .datasheet
@@ -530,18 +586,6 @@ fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
                 .mbu
                 .map(|m| format!("{:.1}%", m * 100.0))
                 .unwrap_or_else(|| "—".into()),
-            sweep_fit: r
-                .sweep_fit
-                .as_ref()
-                .map(|f| {
-                    format!(
-                        "fit of the intensity sweep: peak {}, bandwidth {}, ridge {} FLOP/byte",
-                        format::si(f.peak_flops_per_s, "FLOP/s"),
-                        format::si(f.bandwidth_bytes_per_s, "B/s"),
-                        format::sig3(f.peak_flops_per_s / f.bandwidth_bytes_per_s)
-                    )
-                })
-                .unwrap_or_default(),
             points: r
                 .points
                 .iter()
@@ -555,10 +599,11 @@ fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
                         .map(|a| format::si(a, "FLOP/s"))
                         .unwrap_or_else(|| "— (work unknown)".into()),
                     bound: bound_text(Some(p.bound)).to_string(),
-                    fraction: p
-                        .roof_fraction
-                        .map(|f| format!("{:.0}%", f * 100.0))
-                        .unwrap_or_else(|| "—".into()),
+                    fraction: match (p.roof_fraction, &p.above_roof) {
+                        (Some(f), Some(why)) => format!("{:.0}% ({why})", f * 100.0),
+                        (Some(f), None) => format!("{:.0}%", f * 100.0),
+                        (None, _) => "—".into(),
+                    },
                 })
                 .collect(),
         })
@@ -662,6 +707,7 @@ pub fn report_view(
         warning_count: dataset.warnings.len(),
         generated,
         machines: machine_views(dataset, place.root_prefix),
+        headlines: headline_views(dataset, analysis),
         verdicts: verdict_views(&analysis.verdicts),
         gemm_tables,
         comparisons,
@@ -733,7 +779,10 @@ pub fn machine_page_view(
             precision: r.spec.precision_label().to_string(),
             params: r.spec.params_label().to_string(),
             framework: r.framework.to_string(),
-            rate: rate.as_ref().map(rate_text).unwrap_or_else(|| "—".into()),
+            rate: rate
+                .as_ref()
+                .map(|rate| decode_scope(&r.spec, rate, rate_text(rate)))
+                .unwrap_or_else(|| "—".into()),
             time: r
                 .timing
                 .as_ref()

@@ -59,6 +59,16 @@ pub struct Estimate {
     pub n: u64,
 }
 
+impl Estimate {
+    /// The larger distance from the centre to either CI bound, as a fraction of the centre:
+    /// the one number `silirep measure` prints for the interval the report shows. `None`
+    /// without an interval or with a non-positive centre.
+    pub fn relative_half_width(&self) -> Option<f64> {
+        let (lower, upper) = (self.lower?, self.upper?);
+        (self.center > 0.0).then(|| (self.center - lower).max(upper - self.center) / self.center)
+    }
+}
+
 pub fn estimate(obs: &Observations) -> Result<Estimate, StatsError> {
     validate(obs)?;
     Ok(match obs {
@@ -521,6 +531,21 @@ mod tests {
             })
             .count();
         assert!(misses <= 25, "{misses} misses of 200");
+    }
+
+    #[test]
+    fn relative_half_width_takes_the_wider_side() {
+        let e = Estimate {
+            center: 2.0,
+            lower: Some(1.9),
+            upper: Some(2.2),
+            method: CenterMethod::Median,
+            ci_method: CiMethod::BootstrapPercentile,
+            n: 10,
+        };
+        assert!((e.relative_half_width().unwrap() - 0.1).abs() < 1e-12);
+        let single = estimate(&Observations::Single(1.0)).unwrap();
+        assert_eq!(single.relative_half_width(), None);
     }
 
     #[test]

@@ -115,6 +115,13 @@ pub fn measure(
         details: BTreeMap::new(),
         topology: None,
     };
+    // A configuration whose operands alone exceed the device's memory cannot run; asking the
+    // backend to allocate it would at best fail and at worst abort the process (a host
+    // allocator has no way to say no), losing the run. Recorded like any other failure.
+    if let Some(e) = exceeds_memory(spec, backend.memory_bytes()) {
+        measurement.error = Some(e.to_measurement_error());
+        return measurement;
+    }
     let mut prepared = match backend.prepare(spec, seed) {
         Ok(p) => p,
         Err(e) => {
@@ -129,6 +136,22 @@ pub fn measure(
     measurement.details.extend(prepared.details());
     measurement.topology = prepared.topology();
     measurement
+}
+
+/// `Some(OutOfMemory)` when `spec`'s resident operands ([`KernelSpec::footprint_bytes`]) are
+/// more than the device has (`memory_bytes`, when the backend knows it).
+pub fn exceeds_memory(spec: &KernelSpec, memory_bytes: Option<u64>) -> Option<KernelError> {
+    let needed = spec.footprint_bytes()?;
+    let available = memory_bytes? as f64;
+    (needed > available).then(|| {
+        KernelError::OutOfMemory(format!(
+            "{} {} at {} needs at least {needed:.0} bytes for its operands; the device has \
+             {available:.0} bytes of memory",
+            spec.name(),
+            spec.precision_label(),
+            spec.params_label()
+        ))
+    })
 }
 
 fn run_prepared(
@@ -265,6 +288,7 @@ mod tests {
         settles: Option<(usize, f64)>,
         /// Sleep for the scripted time, so wall-clock warm-up sees it pass.
         real_time: bool,
+        memory_bytes: Option<u64>,
     }
 
     struct ScriptedKernel<'a> {
@@ -286,7 +310,7 @@ mod tests {
             None
         }
         fn memory_bytes(&self) -> Option<u64> {
-            None
+            self.memory_bytes
         }
         fn suite(&self, _suite: crate::backend::Suite) -> Vec<KernelSpec> {
             vec![spec()]
@@ -366,6 +390,7 @@ mod tests {
             stop_after: None,
             settles: None,
             real_time: false,
+            memory_bytes: None,
         }
     }
 
@@ -448,6 +473,26 @@ mod tests {
         let err = m.error.unwrap();
         assert_eq!(err.kind, ErrorKind::OutOfMemory);
         assert!(err.message.contains("64 GiB"));
+    }
+
+    #[test]
+    fn a_configuration_larger_than_memory_is_a_recorded_failure_not_an_allocation() {
+        let mut b = scripted(vec![1e-3]);
+        // Preparing would succeed: the check must come first and never reach the backend.
+        b.memory_bytes = Some(1 << 30);
+        let huge = spec().with_primary_size(1_000_000_000);
+        let m = measure(&mut b, &huge, &rule(), 1, &AtomicBool::new(false));
+        let err = m.error.unwrap();
+        assert_eq!(err.kind, ErrorKind::OutOfMemory);
+        assert!(err.message.contains("m=1000000000"), "{}", err.message);
+        assert!(
+            err.message.contains("1073741824 bytes of memory"),
+            "{}",
+            err.message
+        );
+        assert!(m.samples_s.is_empty());
+        let fits = measure(&mut b, &spec(), &rule(), 1, &AtomicBool::new(false));
+        assert!(fits.error.is_none());
     }
 
     #[test]

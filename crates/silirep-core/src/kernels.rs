@@ -185,6 +185,11 @@ impl LayerShape {
     };
     pub const MISTRAL_7B_LAYERS: u64 = 32;
 
+    /// Decoder layers of the whole model this shape is taken from, when known.
+    pub fn model_layers(&self) -> Option<u64> {
+        (*self == Self::MISTRAL_7B).then_some(Self::MISTRAL_7B_LAYERS)
+    }
+
     /// Weights of the attention block: Q and O are hidden×(heads·head_dim), K and V are
     /// hidden×(kv_heads·head_dim).
     pub fn attention_weights(&self) -> u64 {
@@ -516,6 +521,104 @@ impl KernelSpec {
         }
     }
 
+    /// What [`Self::primary_size`] means for this kernel, so a size given in the wrong unit
+    /// (bytes for a GEMM dimension) is refused instead of silently reinterpreted.
+    pub fn primary_size_meaning(&self) -> SizeMeaning {
+        match self {
+            KernelSpec::Gemm { .. } => SizeMeaning::MatrixDimension,
+            KernelSpec::Bandwidth { .. } => SizeMeaning::ArrayBytes,
+            KernelSpec::Attention { .. } | KernelSpec::Layer { .. } | KernelSpec::Model { .. } => {
+                SizeMeaning::SequenceLength
+            }
+            KernelSpec::Decode { .. } => SizeMeaning::Batch,
+            KernelSpec::IntensitySweep { .. } => SizeMeaning::FmasPerElement,
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => SizeMeaning::TransferBytes,
+        }
+    }
+
+    /// Bytes the configuration's operands occupy at once (inputs, outputs, weights and their
+    /// gradients, one attention score matrix): a lower bound on the memory it needs, so a
+    /// configuration above the device's memory cannot run and is refused before allocating.
+    /// Computed in f64 so absurd sizes give a huge number rather than an overflow.
+    /// `None` for imported model runs. Formulas in `docs/results-schema.md`.
+    pub fn footprint_bytes(&self) -> Option<f64> {
+        let f = |v: u64| v as f64;
+        Some(match self {
+            KernelSpec::Gemm { m, n, k, dtype } => {
+                let out_size = gemm_output_size(*dtype);
+                dtype.size_bytes() * (f(*m) * f(*k) + f(*k) * f(*n)) + out_size * f(*m) * f(*n)
+            }
+            KernelSpec::Bandwidth {
+                op, array_bytes, ..
+            } => f(op.arrays_touched()) * f(*array_bytes),
+            KernelSpec::Attention {
+                implementation,
+                batch,
+                heads,
+                seq_len,
+                head_dim,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                let qkvo = 4.0 * f(*batch) * f(*heads) * f(*seq_len) * f(*head_dim) * es;
+                match implementation {
+                    AttentionImpl::Naive => qkvo + f(*batch) * f(*heads) * f(*seq_len).powi(2) * es,
+                    AttentionImpl::Fused | AttentionImpl::Unspecified => qkvo,
+                }
+            }
+            KernelSpec::Layer {
+                pass,
+                part,
+                batch,
+                seq_len,
+                shape,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                let weights = f(shape.weights(*part)) * es;
+                let activation = f(*batch) * f(*seq_len) * f(shape.hidden) * es;
+                match pass {
+                    Pass::Forward => weights + 2.0 * activation,
+                    Pass::Backward => 2.0 * weights + 3.0 * activation,
+                }
+            }
+            KernelSpec::Decode {
+                batch,
+                layers,
+                shape,
+                dtype,
+            } => {
+                let es = dtype.size_bytes();
+                f(*layers) * f(shape.weights(LayerPart::Full)) * es
+                    + 2.0 * f(*batch) * f(shape.hidden) * es
+            }
+            KernelSpec::IntensitySweep {
+                elements, dtype, ..
+            } => f(*elements) * dtype.size_bytes(),
+            KernelSpec::Model { .. } => return None,
+            // On each GPU: a transfer's one buffer there, a collective's input and output.
+            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
+                f(*bytes)
+            }
+            KernelSpec::Collective {
+                op,
+                bytes,
+                dtype,
+                devices,
+            } => {
+                let n = (devices.len() as u64).max(1);
+                let es = dtype.size_bytes();
+                let elements = (f(*bytes) / es) as u64;
+                match op.buffer_elements(elements, n) {
+                    Some((send, recv)) => (f(send) + f(recv)) * es,
+                    None => 2.0 * f(*bytes),
+                }
+            }
+        })
+    }
+
     /// The same configuration at another [`Self::primary_size`] (square GEMMs stay square).
     pub fn with_primary_size(&self, size: u64) -> KernelSpec {
         let mut spec = self.clone();
@@ -672,13 +775,8 @@ impl KernelSpec {
     pub fn bytes(&self) -> Option<f64> {
         Some(match self {
             KernelSpec::Gemm { m, n, k, dtype } => {
-                let out_size = match dtype {
-                    // fp8 GEMMs write a 16-bit result; int8 accumulates into int32.
-                    Dtype::Fp8E4m3 => 2.0,
-                    Dtype::Int8 => 4.0,
-                    other => other.size_bytes(),
-                };
-                dtype.size_bytes() * (m * k + k * n) as f64 + out_size * (m * n) as f64
+                let (m, n, k) = (*m as f64, *n as f64, *k as f64);
+                dtype.size_bytes() * (m * k + k * n) + gemm_output_size(*dtype) * m * n
             }
             KernelSpec::Bandwidth {
                 op, array_bytes, ..
@@ -782,6 +880,24 @@ impl KernelSpec {
         }
     }
 
+    /// For a decode step through fewer layers than its model has (the CPU backend decodes
+    /// one Mistral-7B layer, GPUs all 32): the model's layer count and the tokens/s the whole
+    /// model would decode at, `tokens_per_s · layers / model_layers`. Decode streams every
+    /// layer's weights once, so its time grows in proportion to the layers. `None` for other
+    /// kernels and for decodes that already run the whole model.
+    pub fn whole_model_decode_rate(&self, tokens_per_s: f64) -> Option<(u64, f64)> {
+        let KernelSpec::Decode { layers, shape, .. } = self else {
+            return None;
+        };
+        let model_layers = shape.model_layers()?;
+        (*layers < model_layers && *layers > 0).then(|| {
+            (
+                model_layers,
+                tokens_per_s * *layers as f64 / model_layers as f64,
+            )
+        })
+    }
+
     /// FLOPs per byte by [`Self::flops`] and [`Self::bytes`].
     pub fn arithmetic_intensity(&self) -> Option<f64> {
         let bytes = self.bytes()?;
@@ -797,6 +913,64 @@ pub fn devices_label(devices: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Bytes of one GEMM result element: fp8 GEMMs write a 16-bit result; int8 accumulates
+/// into int32.
+fn gemm_output_size(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::Fp8E4m3 => 2.0,
+        Dtype::Int8 => 4.0,
+        other => other.size_bytes(),
+    }
+}
+
+/// What the one user-selectable size of a kernel ([`KernelSpec::primary_size`]) counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SizeMeaning {
+    /// GEMM `m` (and `n`, `k` for square GEMMs): a number of rows, not bytes.
+    MatrixDimension,
+    /// Bytes of each array a bandwidth kernel streams.
+    ArrayBytes,
+    /// Tokens per sequence (attention, layers).
+    SequenceLength,
+    /// Sequences decoded together.
+    Batch,
+    /// Dependent multiply-adds per element of the intensity sweep.
+    FmasPerElement,
+    /// Bytes moved by one transfer or collective (nccl-tests' size S for collectives).
+    TransferBytes,
+}
+
+impl SizeMeaning {
+    /// Whether the size is a byte count (given with a byte unit) rather than a plain count.
+    pub fn is_bytes(self) -> bool {
+        matches!(self, SizeMeaning::ArrayBytes | SizeMeaning::TransferBytes)
+    }
+
+    /// For messages: what a size of this kernel is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SizeMeaning::MatrixDimension => "the matrix dimension (m = n = k for square GEMMs)",
+            SizeMeaning::ArrayBytes => "the bytes of each array",
+            SizeMeaning::SequenceLength => "the sequence length in tokens",
+            SizeMeaning::Batch => "the batch (sequences decoded together)",
+            SizeMeaning::FmasPerElement => "the multiply-adds per element",
+            SizeMeaning::TransferBytes => "the bytes one transfer or collective moves",
+        }
+    }
+
+    /// A valid example, for messages.
+    pub fn example(self) -> &'static str {
+        match self {
+            SizeMeaning::MatrixDimension => "4096",
+            SizeMeaning::ArrayBytes => "256MiB",
+            SizeMeaning::SequenceLength => "1024",
+            SizeMeaning::Batch => "1",
+            SizeMeaning::FmasPerElement => "64",
+            SizeMeaning::TransferBytes => "1GiB",
+        }
+    }
 }
 
 fn shape_label(shape: &LayerShape) -> String {
@@ -909,6 +1083,24 @@ mod tests {
         assert_eq!(d.flops(), Some(2.0 * weights));
         assert!((d.bytes().unwrap() - 2.0 * weights).abs() < 1e6);
         assert_eq!(d.tokens(), Some(1.0));
+    }
+
+    #[test]
+    fn one_decoded_layer_implies_the_whole_model_rate() {
+        let one_layer = KernelSpec::Decode {
+            batch: 1,
+            layers: 1,
+            shape: LayerShape::MISTRAL_7B,
+            dtype: Dtype::F32,
+        };
+        assert_eq!(one_layer.whole_model_decode_rate(32.0), Some((32, 1.0)));
+        let all = KernelSpec::Decode {
+            batch: 1,
+            layers: 32,
+            shape: LayerShape::MISTRAL_7B,
+            dtype: Dtype::F16,
+        };
+        assert_eq!(all.whole_model_decode_rate(20.0), None);
     }
 
     #[test]
@@ -1037,6 +1229,32 @@ mod tests {
         assert_eq!(json["params"]["memory"], "pinned");
         let back: KernelSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, h2d);
+    }
+
+    #[test]
+    fn footprint_counts_resident_operands_without_overflow() {
+        let g = KernelSpec::Gemm {
+            m: 1024,
+            n: 1024,
+            k: 1024,
+            dtype: Dtype::F32,
+        };
+        assert_eq!(g.footprint_bytes(), Some(3.0 * 4.0 * 1024.0 * 1024.0));
+        // `--sizes 1GB` read as a dimension: 3·10^18 f32 elements, counted without wrapping.
+        let absurd = g.with_primary_size(1_000_000_000);
+        assert_eq!(absurd.footprint_bytes(), Some(1.2e19));
+        let naive = KernelSpec::Attention {
+            implementation: AttentionImpl::Naive,
+            batch: 1,
+            heads: 2,
+            seq_len: 8,
+            head_dim: 4,
+            dtype: Dtype::F32,
+        };
+        // Q, K, V, O (4·2·8·4 floats) and one 2×8×8 score matrix.
+        assert_eq!(naive.footprint_bytes(), Some((4.0 * 64.0 + 128.0) * 4.0));
+        assert_eq!(g.primary_size_meaning(), SizeMeaning::MatrixDimension);
+        assert!(!SizeMeaning::MatrixDimension.is_bytes());
     }
 
     #[test]

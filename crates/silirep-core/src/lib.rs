@@ -15,6 +15,6 @@ pub mod stats;
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
-    ModelPhase, Pass, TransferDirection,
+    ModelPhase, Pass, SizeMeaning, TransferDirection,
 };
 pub use schema::{Measurement, RunFile};

@@ -4,7 +4,7 @@
 //! Fused: blocks of query rows walk blocks of keys with an online softmax (running max and
 //! sum, FlashAttention's recurrence), so the S×S score matrix never exists in memory.
 
-use crate::common::{Rng, matmul_f32, matmul_f32_accumulate, random_f32, time_each, try_alloc};
+use crate::common::{Rng, matmul_f32, matmul_f32_accumulate, time_each, try_alloc, try_random_f32};
 use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
@@ -61,9 +61,9 @@ impl Attention {
             heads,
             seq,
             dim,
-            q: random_f32(len, -1.0, 1.0, seed),
-            k: random_f32(len, -1.0, 1.0, seed ^ 1),
-            v: random_f32(len, -1.0, 1.0, seed ^ 2),
+            q: try_random_f32(len, -1.0, 1.0, seed, "attention Q")?,
+            k: try_random_f32(len, -1.0, 1.0, seed ^ 1, "attention K")?,
+            v: try_random_f32(len, -1.0, 1.0, seed ^ 2, "attention V")?,
             out: try_alloc(len, 0.0f32, "attention output")?,
             scores,
             pool: rayon::ThreadPoolBuilder::new()

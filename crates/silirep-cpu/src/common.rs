@@ -17,13 +17,28 @@ pub fn random_f32(len: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// [`random_f32`] that reports out-of-memory instead of aborting the process.
+pub fn try_random_f32(
+    len: usize,
+    lo: f32,
+    hi: f32,
+    seed: u64,
+    what: &str,
+) -> Result<Vec<f32>, KernelError> {
+    let mut v = try_alloc(len, 0.0f32, what)?;
+    let mut rng = Rng::new(seed);
+    v.iter_mut()
+        .for_each(|x| *x = rng.uniform(lo as f64, hi as f64) as f32);
+    Ok(v)
+}
+
 /// Allocates `len` elements or reports out-of-memory instead of aborting the process.
 pub fn try_alloc<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>, KernelError> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {
         KernelError::OutOfMemory(format!(
             "{what}: {} bytes could not be allocated",
-            len * std::mem::size_of::<T>()
+            len as f64 * std::mem::size_of::<T>() as f64
         ))
     })?;
     v.resize(len, value);

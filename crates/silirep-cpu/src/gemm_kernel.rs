@@ -1,7 +1,9 @@
 //! GEMM through the `gemm` crate (f32, f16), verified on sampled entries against f64 dot
 //! products of the same inputs.
 
-use crate::common::{Rng, matmul_f16, matmul_f32, random_f32, reference_entry, time_each};
+use crate::common::{
+    Rng, matmul_f16, matmul_f32, reference_entry, time_each, try_alloc, try_random_f32,
+};
 use gemm::f16;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -40,18 +42,30 @@ impl Gemm {
         seed: u64,
     ) -> Result<Self, KernelError> {
         let (m, n, k) = (m as usize, n as usize, k as usize);
-        let a = random_f32(m * k, -1.0, 1.0, seed);
-        let b = random_f32(k * n, -1.0, 1.0, seed ^ 0xb);
+        // Sizes come from the command line: an element count past usize is out of memory
+        // too, not an overflow.
+        let elements = |rows: usize, cols: usize, what: &str| {
+            rows.checked_mul(cols).ok_or_else(|| {
+                KernelError::OutOfMemory(format!("{what}: {rows}×{cols} elements overflow"))
+            })
+        };
+        let (mk, kn, mn) = (
+            elements(m, k, "A")?,
+            elements(k, n, "B")?,
+            elements(m, n, "C")?,
+        );
+        let a = try_random_f32(mk, -1.0, 1.0, seed, "GEMM operand A")?;
+        let b = try_random_f32(kn, -1.0, 1.0, seed ^ 0xb, "GEMM operand B")?;
         let operands = match dtype {
             Dtype::F32 => Operands::F32 {
                 a,
                 b,
-                c: vec![0.0; m * n],
+                c: try_alloc(mn, 0.0, "GEMM result C")?,
             },
             Dtype::F16 => Operands::F16 {
                 a: a.iter().map(|x| f16::from_f32(*x)).collect(),
                 b: b.iter().map(|x| f16::from_f32(*x)).collect(),
-                c: vec![f16::from_f32(0.0); m * n],
+                c: try_alloc(mn, f16::from_f32(0.0), "GEMM result C")?,
             },
             other => {
                 return Err(KernelError::Unsupported(format!(

@@ -447,5 +447,16 @@ mod tests {
         };
         let err = b.prepare(&spec, 1).err().unwrap();
         assert!(err.to_string().contains("f32 and f16 only"), "{err}");
+        // A `--sizes` count past what the sweep's counter holds is refused, not truncated.
+        let sweep = KernelSpec::IntensitySweep {
+            elements: 16,
+            fmas_per_element: 5_000_000_000,
+            dtype: Dtype::F32,
+        };
+        let err = b.prepare(&sweep, 1).err().unwrap();
+        assert!(
+            err.to_string().contains("5000000000 FMAs per element"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Traffic is fixed (one read, one write per element) while work grows with `f`, so the
 //! achieved FLOP/s trace the roofline from the memory slope to the compute ceiling.
 
-use crate::common::{Rng, random_f32, time_each, x86_fma_available};
+use crate::common::{Rng, time_each, try_alloc, try_random_f32, x86_fma_available};
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -31,11 +31,19 @@ impl Sweep {
         threads: usize,
         seed: u64,
     ) -> Result<Self, KernelError> {
-        let data = random_f32(elements as usize, 0.5, 1.5, seed);
+        let fmas = u32::try_from(fmas).map_err(|_| {
+            KernelError::Unsupported(format!(
+                "{fmas} FMAs per element: the sweep counts at most {} per element",
+                u32::MAX
+            ))
+        })?;
+        let data = try_random_f32(elements as usize, 0.5, 1.5, seed, "sweep data")?;
+        let mut original = try_alloc(data.len(), 0.0, "sweep reference copy")?;
+        original.copy_from_slice(&data);
         Ok(Sweep {
-            original: data.clone(),
+            original,
             data,
-            fmas: fmas as u32,
+            fmas,
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
