@@ -343,7 +343,32 @@ mod tests {
             verification: Verification::not_run("test"),
             error: None,
             details: BTreeMap::from([("stop_reason".to_string(), stop_reason.to_string())]),
+            topology: None,
         }
+    }
+
+    /// A collective shows nccl-tests' two rates: 1 GiB all-reduce over 2 GPUs in 10 ms is
+    /// 107 GB/s of algorithm bandwidth and, × 2(n−1)/n = 1, the same bus bandwidth; over 4
+    /// GPUs the bus figure is 1.5× higher.
+    #[test]
+    fn collectives_show_algorithm_and_bus_bandwidth() {
+        let spec = |devices: Vec<u32>| KernelSpec::Collective {
+            op: silirep_core::CollectiveOp::AllReduce,
+            bytes: 1 << 30,
+            dtype: Dtype::F32,
+            devices,
+        };
+        let two = measured(spec(vec![0, 1]), vec![0.01; 5], "converged");
+        assert_eq!(
+            headline_rate(&two).unwrap(),
+            "107 GB/s algbw, 107 GB/s busbw"
+        );
+        let four = measured(spec(vec![0, 1, 2, 3]), vec![0.01; 5], "converged");
+        assert_eq!(
+            headline_rate(&four).unwrap(),
+            "107 GB/s algbw, 161 GB/s busbw"
+        );
+        assert_eq!(size_label(&four.spec), "1.00 GiB over GPUs 0,1,2,3");
     }
 
     fn gemm() -> KernelSpec {
