@@ -44,7 +44,7 @@ builder=$!
 wait "$builder" || echo "nccl-tests build failed (see nccl-tests-build.log)"
 export LD_LIBRARY_PATH="$nccl/lib:${LD_LIBRARY_PATH:-}"
 for test in all_reduce all_gather alltoall; do
-    "$build/${test}_perf" -g "$gpus" -b 1G -e 4G -f 4 -d float -w 5 -n 20 >"$out/nccl-tests-$test.txt" 2>&1 ||
+    "$build/${test}_perf" -g "$gpus" -b 1G -e 4G -f 4 -d float -w 10 -n 50 >"$out/nccl-tests-$test.txt" 2>&1 ||
         echo "${test}_perf failed"
 done
 

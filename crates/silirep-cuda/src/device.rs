@@ -241,6 +241,8 @@ impl Gpu {
         let size = elem.size_bytes();
         let mut raw = vec![0u8; count * size];
         self.stream.synchronize().map_err(driver_error)?;
+        // Interconnect kernels leave other GPUs' contexts current on this thread.
+        self.ctx.bind_to_thread().map_err(driver_error)?;
         // SAFETY: the caller's buffer holds at least first + count elements.
         unsafe { result::memcpy_dtoh_sync(&mut raw, ptr + (first * size) as u64) }
             .map_err(driver_error)?;

@@ -111,6 +111,8 @@ impl<'a> HostTransfer<'a> {
 
     fn run_once(&mut self) -> Result<(), KernelError> {
         let d = self.peers.device(self.device)?;
+        // NCCL and the other GPUs' work leave another context current on this thread.
+        d.ctx.bind_to_thread().map_err(driver_error)?;
         let stream = d.stream.cu_stream();
         let host = self.host.as_mut_ptr();
         // SAFETY: both buffers hold `bytes` bytes; pinned memory stays allocated until the
