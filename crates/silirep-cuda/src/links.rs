@@ -205,22 +205,34 @@ fn gpu_link(
             pcie_path_label(level).to_string(),
         );
     }
-    let (kind, label) = if direct > 0 {
-        ("nvlink", format!("NV{direct}"))
-    } else if via_switch > 0 {
+    if direct == 0 && via_switch > 0 {
         attributes.insert("nvlink_path".into(), "through NVSwitch".into());
-        ("nvlink", format!("NV{via_switch}"))
-    } else if let Some(level) = ancestor {
-        ("pcie", pcie_path_label(level).to_string())
-    } else {
-        ("unknown", "not reported (NVML unavailable)".to_string())
-    };
+    }
+    let (kind, label) = pair_label(direct, via_switch, ancestor);
     Link {
         from: a.ordinal.to_string(),
         to: b.ordinal.to_string(),
         kind: kind.into(),
         label,
         attributes,
+    }
+}
+
+/// Kind and `nvidia-smi topo -m` label of a GPU pair: `NV<n>` for n NVLinks between them
+/// (direct, else through NVSwitch ports both have), else the PCIe path.
+pub fn pair_label(
+    direct: usize,
+    via_switch: usize,
+    ancestor: Option<u32>,
+) -> (&'static str, String) {
+    if direct > 0 {
+        ("nvlink", format!("NV{direct}"))
+    } else if via_switch > 0 {
+        ("nvlink", format!("NV{via_switch}"))
+    } else if let Some(level) = ancestor {
+        ("pcie", pcie_path_label(level).to_string())
+    } else {
+        ("unknown", "not reported (NVML unavailable)".to_string())
     }
 }
 
@@ -397,6 +409,14 @@ mod tests {
         assert_eq!(pcie_path_label(10), "PIX");
         assert_eq!(pcie_path_label(50), "SYS");
         assert_eq!(pcie_path_label(7), "unknown");
+    }
+
+    #[test]
+    fn pairs_are_labelled_as_nvidia_smi_does() {
+        assert_eq!(pair_label(18, 0, Some(50)), ("nvlink", "NV18".to_string()));
+        assert_eq!(pair_label(0, 18, Some(50)), ("nvlink", "NV18".to_string()));
+        assert_eq!(pair_label(0, 0, Some(30)), ("pcie", "PHB".to_string()));
+        assert_eq!(pair_label(0, 0, None).0, "unknown");
     }
 
     #[test]
