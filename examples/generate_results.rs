@@ -68,6 +68,7 @@ fn main() {
                     },
                     error: None,
                     details: BTreeMap::new(),
+                    topology: None,
                 }
             })
             .collect();

@@ -91,6 +91,10 @@ pub struct MeasureArgs {
     /// Also print the finished run as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// GPUs (CUDA ordinals) for interconnect kernels, e.g. 0,1 (default: every visible GPU);
+    /// single-GPU kernels run on the first.
+    #[arg(long, value_delimiter = ',')]
+    pub gpus: Vec<u32>,
     /// CPU threads, at least 1 (default: all available).
     #[arg(long)]
     pub threads: Option<usize>,

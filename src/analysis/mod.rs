@@ -35,7 +35,7 @@ impl RateUnit {
 pub fn rate_basis(record: &Record) -> Option<(RateUnit, f64)> {
     let spec = &record.spec;
     match spec.family() {
-        "bandwidth" => Some((RateUnit::BytePerS, spec.bytes()?)),
+        "bandwidth" | "interconnect" => Some((RateUnit::BytePerS, spec.bytes()?)),
         "decode" | "model" => Some((RateUnit::TokenPerS, spec.tokens()?)),
         _ => Some((RateUnit::FlopPerS, spec.flops()?)),
     }

@@ -37,14 +37,14 @@ pub fn parse_backend_arg(text: &str) -> Result<BackendArg, String> {
     })
 }
 
-pub fn open(choice: BackendArg, threads: Option<usize>) -> Result<Box<dyn Backend>> {
+pub fn open(choice: BackendArg, threads: Option<usize>, gpus: &[u32]) -> Result<Box<dyn Backend>> {
     match choice {
         BackendArg::Cpu => Ok(Box::new(silirep_cpu::CpuBackend::new(threads))),
-        BackendArg::Cuda => open_cuda().map_err(|e| anyhow::anyhow!("--backend cuda: {e}")),
+        BackendArg::Cuda => open_cuda(gpus).map_err(|e| anyhow::anyhow!("--backend cuda: {e}")),
         BackendArg::Metal => open_metal().map_err(|e| anyhow::anyhow!("--backend metal: {e}")),
         BackendArg::Auto => {
             // Prefer the accelerator; say why each one was passed over.
-            match open_cuda() {
+            match open_cuda(gpus) {
                 Ok(b) => return Ok(b),
                 Err(e) => eprintln!("auto: cuda not used ({e})"),
             }
@@ -57,10 +57,10 @@ pub fn open(choice: BackendArg, threads: Option<usize>) -> Result<Box<dyn Backen
     }
 }
 
-fn open_cuda() -> Result<Box<dyn Backend>> {
+fn open_cuda(gpus: &[u32]) -> Result<Box<dyn Backend>> {
     // Loads libcuda, cuBLASLt and NVRTC at run time; without them this is an error naming
     // the missing library, so `auto` falls back with a one-line reason.
-    match silirep_cuda::CudaBackend::open() {
+    match silirep_cuda::CudaBackend::open_gpus(gpus) {
         Ok(b) => Ok(Box::new(b)),
         Err(e) => bail!("{e}"),
     }

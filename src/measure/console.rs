@@ -32,6 +32,29 @@ pub fn size_label(spec: &KernelSpec) -> String {
             fmas_per_element, ..
         } => format!("{fmas_per_element} FMA/element"),
         KernelSpec::Model { seq_len, .. } => format!("seq {seq_len}"),
+        KernelSpec::PeerCopy {
+            src_device,
+            dst_device,
+            bytes,
+        } => format!(
+            "{} GPU {src_device}→{dst_device}",
+            bytes_text(*bytes as f64)
+        ),
+        KernelSpec::HostTransfer {
+            memory,
+            device,
+            bytes,
+            ..
+        } => format!(
+            "{} {} GPU {device}",
+            bytes_text(*bytes as f64),
+            memory.name()
+        ),
+        KernelSpec::Collective { bytes, devices, .. } => format!(
+            "{} over GPUs {}",
+            bytes_text(*bytes as f64),
+            silirep_core::kernels::devices_label(devices)
+        ),
     }
 }
 
@@ -45,12 +68,21 @@ fn bytes_text(bytes: f64) -> String {
     }
 }
 
-/// The figure a user reads first for a kernel: B/s for bandwidth, tokens/s for decode
-/// (per layer where only part of the model ran), FLOP/s otherwise.
+/// The figure a user reads first for a kernel: B/s for bandwidth and transfers (for
+/// collectives nccl-tests' algorithm and bus bandwidth), tokens/s for decode (per layer
+/// where only part of the model ran), FLOP/s otherwise.
 pub fn headline_rate(m: &Measurement) -> Option<String> {
     let median = silirep_core::median::median(&m.samples_s)?;
     Some(match m.spec.family() {
         "bandwidth" => format::si(m.bytes? / median, "B/s"),
+        "interconnect" => match &m.spec {
+            silirep_core::KernelSpec::Collective { .. } => format!(
+                "{} algbw, {} busbw",
+                format::si(m.bytes? / median, "B/s"),
+                format::si(m.spec.bus_bytes()? / median, "B/s")
+            ),
+            _ => format::si(m.bytes? / median, "B/s"),
+        },
         "decode" => format::decode_rate(&m.spec, m.spec.tokens()? / median),
         _ => format::si(m.flops? / median, "FLOP/s"),
     })
@@ -311,7 +343,32 @@ mod tests {
             verification: Verification::not_run("test"),
             error: None,
             details: BTreeMap::from([("stop_reason".to_string(), stop_reason.to_string())]),
+            topology: None,
         }
+    }
+
+    /// A collective shows nccl-tests' two rates: 1 GiB all-reduce over 2 GPUs in 10 ms is
+    /// 107 GB/s of algorithm bandwidth and, × 2(n−1)/n = 1, the same bus bandwidth; over 4
+    /// GPUs the bus figure is 1.5× higher.
+    #[test]
+    fn collectives_show_algorithm_and_bus_bandwidth() {
+        let spec = |devices: Vec<u32>| KernelSpec::Collective {
+            op: silirep_core::CollectiveOp::AllReduce,
+            bytes: 1 << 30,
+            dtype: Dtype::F32,
+            devices,
+        };
+        let two = measured(spec(vec![0, 1]), vec![0.01; 5], "converged");
+        assert_eq!(
+            headline_rate(&two).unwrap(),
+            "107 GB/s algbw, 107 GB/s busbw"
+        );
+        let four = measured(spec(vec![0, 1, 2, 3]), vec![0.01; 5], "converged");
+        assert_eq!(
+            headline_rate(&four).unwrap(),
+            "107 GB/s algbw, 161 GB/s busbw"
+        );
+        assert_eq!(size_label(&four.spec), "1.00 GiB over GPUs 0,1,2,3");
     }
 
     fn gemm() -> KernelSpec {

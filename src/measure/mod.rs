@@ -38,7 +38,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         crate::cli::SuiteArg::Standard => Suite::Standard,
         crate::cli::SuiteArg::Full => Suite::Full,
     };
-    let mut backend = backends::open(args.backend, args.threads)?;
+    let mut backend = backends::open(args.backend, args.threads, &args.gpus)?;
     eprintln!("backend: {}", backend.name());
 
     let specs = select(backend.as_ref(), suite, &selection)?;

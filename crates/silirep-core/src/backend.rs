@@ -5,7 +5,9 @@
 //! stopping and verification rules identical across backends.
 
 use crate::kernels::KernelSpec;
-use crate::schema::{Accelerator, BackendInfo, ErrorKind, MeasurementError, Verification};
+use crate::schema::{
+    Accelerator, BackendInfo, ErrorKind, MeasurementError, Topology, Verification,
+};
 use std::collections::BTreeMap;
 
 /// Why a configuration could not run. Recorded in the result, never fatal to the run.
@@ -100,5 +102,11 @@ pub trait PreparedKernel {
     /// How the kernel was run: algorithm chosen, threads, launch shape.
     fn details(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+
+    /// The devices a multi-device kernel used and the links between them; `None` for a
+    /// kernel on the backend's one device.
+    fn topology(&self) -> Option<Topology> {
+        None
     }
 }

@@ -113,6 +113,7 @@ pub fn measure(
         verification: Verification::not_run("not reached"),
         error: None,
         details: BTreeMap::new(),
+        topology: None,
     };
     // A configuration whose operands alone exceed the device's memory cannot run; asking the
     // backend to allocate it would at best fail and at worst abort the process (a host
@@ -133,6 +134,7 @@ pub fn measure(
         measurement.error = Some(e.to_measurement_error());
     }
     measurement.details.extend(prepared.details());
+    measurement.topology = prepared.topology();
     measurement
 }
 

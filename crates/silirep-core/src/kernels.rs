@@ -223,6 +223,113 @@ pub enum ModelPhase {
     Train,
 }
 
+/// Which way a host transfer moves its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferDirection {
+    HostToDevice,
+    DeviceToHost,
+}
+
+/// The host memory a transfer reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostMemory {
+    /// Page-locked (pinned): the copy engine reads it directly.
+    Pinned,
+    /// Ordinary allocation: the driver stages it through a pinned bounce buffer.
+    Pageable,
+}
+
+impl HostMemory {
+    pub fn name(self) -> &'static str {
+        match self {
+            HostMemory::Pinned => "pinned",
+            HostMemory::Pageable => "pageable",
+        }
+    }
+}
+
+/// Collective operations over several GPUs, with nccl-tests' names and byte counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectiveOp {
+    /// Every rank ends with the element-wise sum of every rank's buffer.
+    AllReduce,
+    /// Every rank ends with the concatenation of every rank's buffer.
+    AllGather,
+    /// Every rank ends with its slice of the element-wise sum.
+    ReduceScatter,
+    /// Rank r's p-th slice goes to rank p's r-th slice (grouped send/recv, as nccl-tests).
+    AllToAll,
+    /// Rank 0's buffer is copied to every rank.
+    Broadcast,
+    /// Rank r sends its buffer to rank r+1 (mod n) and receives from rank r−1, as nccl-tests'
+    /// `sendrecv_perf`.
+    SendRecv,
+}
+
+impl CollectiveOp {
+    pub const ALL: [CollectiveOp; 6] = [
+        CollectiveOp::AllReduce,
+        CollectiveOp::AllGather,
+        CollectiveOp::ReduceScatter,
+        CollectiveOp::AllToAll,
+        CollectiveOp::Broadcast,
+        CollectiveOp::SendRecv,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectiveOp::AllReduce => "all_reduce",
+            CollectiveOp::AllGather => "all_gather",
+            CollectiveOp::ReduceScatter => "reduce_scatter",
+            CollectiveOp::AllToAll => "all_to_all",
+            CollectiveOp::Broadcast => "broadcast",
+            CollectiveOp::SendRecv => "send_recv",
+        }
+    }
+
+    /// nccl-tests' bus-bandwidth correction (doc/PERFORMANCE.md, and `*GetBw` in each
+    /// `src/*.cu`): bus bandwidth = algorithm bandwidth × this factor, so the figure is
+    /// comparable with the link's peak whatever the number of ranks. All-reduce moves each
+    /// element 2(n−1)/n times over the busiest link, all-gather, reduce-scatter and all-to-all
+    /// (n−1)/n times, broadcast and send/recv once.
+    pub fn bus_bandwidth_factor(self, ranks: u64) -> f64 {
+        let n = ranks.max(1) as f64;
+        match self {
+            CollectiveOp::AllReduce => 2.0 * (n - 1.0) / n,
+            CollectiveOp::AllGather | CollectiveOp::ReduceScatter | CollectiveOp::AllToAll => {
+                (n - 1.0) / n
+            }
+            CollectiveOp::Broadcast | CollectiveOp::SendRecv => 1.0,
+        }
+    }
+
+    /// Elements each rank sends (`send`) and receives (`recv`) for a message of
+    /// `total_elements` by nccl-tests' size convention: the size S is the all-reduce buffer,
+    /// the whole gathered (all-gather) or scattered (reduce-scatter) buffer, every rank's whole
+    /// all-to-all send buffer, the broadcast or the message sent. `None` when S does not split
+    /// evenly into the ranks' slices.
+    pub fn buffer_elements(self, total_elements: u64, ranks: u64) -> Option<(u64, u64)> {
+        let n = ranks.max(1);
+        match self {
+            CollectiveOp::AllReduce | CollectiveOp::Broadcast | CollectiveOp::SendRecv => {
+                Some((total_elements, total_elements))
+            }
+            CollectiveOp::AllToAll => total_elements
+                .is_multiple_of(n)
+                .then_some((total_elements, total_elements)),
+            CollectiveOp::AllGather => total_elements
+                .is_multiple_of(n)
+                .then_some((total_elements / n, total_elements)),
+            CollectiveOp::ReduceScatter => total_elements
+                .is_multiple_of(n)
+                .then_some((total_elements, total_elements / n)),
+        }
+    }
+}
+
 /// One benchmark configuration: the kernel and every parameter that changes its work.
 ///
 /// Serialised as `{"kernel": "gemm", "params": {...}}` so a reader can dispatch on the kernel
@@ -276,6 +383,28 @@ pub enum KernelSpec {
         fmas_per_element: u64,
         dtype: Dtype,
     },
+    /// `bytes` copied from GPU `src_device`'s memory to GPU `dst_device`'s (peer to peer).
+    PeerCopy {
+        src_device: u32,
+        dst_device: u32,
+        bytes: u64,
+    },
+    /// `bytes` copied between host memory and GPU `device` (on unified memory: a GPU blit
+    /// between a CPU-written and a GPU-private buffer).
+    HostTransfer {
+        direction: TransferDirection,
+        memory: HostMemory,
+        device: u32,
+        bytes: u64,
+    },
+    /// One collective over the GPUs `devices` (CUDA ordinals), `bytes` being nccl-tests' size
+    /// S (see [`CollectiveOp::buffer_elements`]).
+    Collective {
+        op: CollectiveOp,
+        bytes: u64,
+        dtype: Dtype,
+        devices: Vec<u32>,
+    },
     /// A whole model run by another tool; work counted as `tokens` per iteration.
     Model {
         model: String,
@@ -301,6 +430,9 @@ impl KernelSpec {
             KernelSpec::Decode { .. } => "decode",
             KernelSpec::IntensitySweep { .. } => "intensity_sweep",
             KernelSpec::Model { .. } => "model",
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => "interconnect",
         }
     }
 
@@ -332,6 +464,12 @@ impl KernelSpec {
                 ModelPhase::Decode => "model_decode".into(),
                 ModelPhase::Train => "model_train".into(),
             },
+            KernelSpec::PeerCopy { .. } => "peer_copy".into(),
+            KernelSpec::HostTransfer { direction, .. } => match direction {
+                TransferDirection::HostToDevice => "host_to_device".into(),
+                TransferDirection::DeviceToHost => "device_to_host".into(),
+            },
+            KernelSpec::Collective { op, .. } => op.name().into(),
         }
     }
 
@@ -342,8 +480,11 @@ impl KernelSpec {
             | KernelSpec::Attention { dtype, .. }
             | KernelSpec::Layer { dtype, .. }
             | KernelSpec::Decode { dtype, .. }
-            | KernelSpec::IntensitySweep { dtype, .. } => Some(*dtype),
+            | KernelSpec::IntensitySweep { dtype, .. }
+            | KernelSpec::Collective { dtype, .. } => Some(*dtype),
             KernelSpec::Model { precision, .. } => Dtype::parse(precision),
+            // Bytes are copied, whatever they encode.
+            KernelSpec::PeerCopy { .. } | KernelSpec::HostTransfer { .. } => None,
         }
     }
 
@@ -374,6 +515,9 @@ impl KernelSpec {
                 fmas_per_element, ..
             } => *fmas_per_element,
             KernelSpec::Model { seq_len, .. } => *seq_len,
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::Collective { bytes, .. } => *bytes,
         }
     }
 
@@ -388,6 +532,9 @@ impl KernelSpec {
             }
             KernelSpec::Decode { .. } => SizeMeaning::Batch,
             KernelSpec::IntensitySweep { .. } => SizeMeaning::FmasPerElement,
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -451,6 +598,24 @@ impl KernelSpec {
                 elements, dtype, ..
             } => f(*elements) * dtype.size_bytes(),
             KernelSpec::Model { .. } => return None,
+            // On each GPU: a transfer's one buffer there, a collective's input and output.
+            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
+                f(*bytes)
+            }
+            KernelSpec::Collective {
+                op,
+                bytes,
+                dtype,
+                devices,
+            } => {
+                let n = (devices.len() as u64).max(1);
+                let es = dtype.size_bytes();
+                let elements = (f(*bytes) / es) as u64;
+                match op.buffer_elements(elements, n) {
+                    Some((send, recv)) => (f(send) + f(recv)) * es,
+                    None => 2.0 * f(*bytes),
+                }
+            }
         })
     }
 
@@ -473,6 +638,9 @@ impl KernelSpec {
             KernelSpec::IntensitySweep {
                 fmas_per_element, ..
             } => *fmas_per_element = size,
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::Collective { bytes, .. } => *bytes = size,
         }
         spec
     }
@@ -514,6 +682,20 @@ impl KernelSpec {
                 tokens,
                 ..
             } => format!("model={model} batch={batch} seq_len={seq_len} tokens={tokens}"),
+            KernelSpec::PeerCopy {
+                src_device,
+                dst_device,
+                bytes,
+            } => format!("src_device={src_device} dst_device={dst_device} bytes={bytes}"),
+            KernelSpec::HostTransfer {
+                memory,
+                device,
+                bytes,
+                ..
+            } => format!("memory={} device={device} bytes={bytes}", memory.name()),
+            KernelSpec::Collective { devices, bytes, .. } => {
+                format!("devices={} bytes={bytes}", devices_label(devices))
+            }
         }
     }
 
@@ -579,6 +761,11 @@ impl KernelSpec {
                 };
                 per_token * (*tokens as f64)
             }
+            // Moving bytes is the work; the additions of a reduction are not counted, as in
+            // nccl-tests.
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => return None,
         })
     }
 
@@ -645,7 +832,42 @@ impl KernelSpec {
                 elements, dtype, ..
             } => 2.0 * (*elements as f64) * dtype.size_bytes(),
             KernelSpec::Model { .. } => return None,
+            // What crosses the link once; see `bus_bytes` for the collectives' bus traffic.
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::Collective { bytes, .. } => *bytes as f64,
         })
+    }
+
+    /// Bytes behind a bus bandwidth: for a collective, S × nccl-tests' bus-bandwidth factor
+    /// for its number of ranks ([`CollectiveOp::bus_bandwidth_factor`]), so
+    /// `bus_bytes / time` is nccl-tests' `busbw` while `bytes / time` is its `algbw`. For a
+    /// copy the two are the same. `None` for kernels that are not transfers.
+    pub fn bus_bytes(&self) -> Option<f64> {
+        match self {
+            KernelSpec::Collective {
+                op, bytes, devices, ..
+            } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
+            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
+                Some(*bytes as f64)
+            }
+            _ => None,
+        }
+    }
+
+    /// The devices a measurement involves beyond the backend's own: GPU ordinals of a
+    /// transfer or collective, empty for single-device kernels.
+    pub fn devices(&self) -> Vec<u32> {
+        match self {
+            KernelSpec::PeerCopy {
+                src_device,
+                dst_device,
+                ..
+            } => vec![*src_device, *dst_device],
+            KernelSpec::HostTransfer { device, .. } => vec![*device],
+            KernelSpec::Collective { devices, .. } => devices.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Tokens processed per iteration, for kernels whose natural rate is tokens/s.
@@ -684,6 +906,15 @@ impl KernelSpec {
     }
 }
 
+/// `0,1,2`: GPU ordinals as `--gpus` takes them.
+pub fn devices_label(devices: &[u32]) -> String {
+    devices
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Bytes of one GEMM result element: fp8 GEMMs write a 16-bit result; int8 accumulates
 /// into int32.
 fn gemm_output_size(dtype: Dtype) -> f64 {
@@ -707,12 +938,14 @@ pub enum SizeMeaning {
     Batch,
     /// Dependent multiply-adds per element of the intensity sweep.
     FmasPerElement,
+    /// Bytes moved by one transfer or collective (nccl-tests' size S for collectives).
+    TransferBytes,
 }
 
 impl SizeMeaning {
     /// Whether the size is a byte count (given with a byte unit) rather than a plain count.
     pub fn is_bytes(self) -> bool {
-        self == SizeMeaning::ArrayBytes
+        matches!(self, SizeMeaning::ArrayBytes | SizeMeaning::TransferBytes)
     }
 
     /// For messages: what a size of this kernel is.
@@ -723,6 +956,7 @@ impl SizeMeaning {
             SizeMeaning::SequenceLength => "the sequence length in tokens",
             SizeMeaning::Batch => "the batch (sequences decoded together)",
             SizeMeaning::FmasPerElement => "the multiply-adds per element",
+            SizeMeaning::TransferBytes => "the bytes one transfer or collective moves",
         }
     }
 
@@ -734,6 +968,7 @@ impl SizeMeaning {
             SizeMeaning::SequenceLength => "1024",
             SizeMeaning::Batch => "1",
             SizeMeaning::FmasPerElement => "64",
+            SizeMeaning::TransferBytes => "1GiB",
         }
     }
 }
@@ -908,6 +1143,92 @@ mod tests {
         let big = g.with_primary_size(2048);
         assert_eq!(big.primary_size(), 2048);
         assert_eq!(big.flops(), Some(2.0 * 2048f64.powi(3)));
+    }
+
+    /// nccl-tests' `*GetBw` factors (src/all_reduce.cu: 2(n−1)/n; all_gather.cu,
+    /// reduce_scatter.cu, alltoall.cu: (n−1)/n; broadcast.cu, sendrecv.cu: 1), at 2 and 8 ranks.
+    #[test]
+    fn bus_bandwidth_factors_match_nccl_tests() {
+        let cases = [
+            (CollectiveOp::AllReduce, 2, 1.0),
+            (CollectiveOp::AllReduce, 8, 1.75),
+            (CollectiveOp::AllGather, 2, 0.5),
+            (CollectiveOp::AllGather, 8, 0.875),
+            (CollectiveOp::ReduceScatter, 4, 0.75),
+            (CollectiveOp::AllToAll, 8, 0.875),
+            (CollectiveOp::Broadcast, 8, 1.0),
+            (CollectiveOp::SendRecv, 2, 1.0),
+            (CollectiveOp::AllReduce, 1, 0.0),
+        ];
+        for (op, ranks, factor) in cases {
+            assert_eq!(op.bus_bandwidth_factor(ranks), factor, "{op:?} × {ranks}");
+        }
+        let spec = KernelSpec::Collective {
+            op: CollectiveOp::AllReduce,
+            bytes: 1 << 30,
+            dtype: Dtype::F32,
+            devices: (0..8).collect(),
+        };
+        assert_eq!(spec.bytes(), Some((1u64 << 30) as f64));
+        assert_eq!(spec.bus_bytes(), Some(1.75 * (1u64 << 30) as f64));
+        assert_eq!(spec.flops(), None);
+        assert_eq!(spec.family(), "interconnect");
+        assert_eq!(spec.name(), "all_reduce");
+        assert_eq!(
+            spec.params_label(),
+            "devices=0,1,2,3,4,5,6,7 bytes=1073741824"
+        );
+    }
+
+    #[test]
+    fn collective_buffers_follow_nccl_tests_sizes() {
+        // S = 1024 elements over 4 ranks.
+        let n = 4;
+        assert_eq!(
+            CollectiveOp::AllReduce.buffer_elements(1024, n),
+            Some((1024, 1024))
+        );
+        assert_eq!(
+            CollectiveOp::AllGather.buffer_elements(1024, n),
+            Some((256, 1024))
+        );
+        assert_eq!(
+            CollectiveOp::ReduceScatter.buffer_elements(1024, n),
+            Some((1024, 256))
+        );
+        assert_eq!(
+            CollectiveOp::AllToAll.buffer_elements(1024, n),
+            Some((1024, 1024))
+        );
+        assert_eq!(CollectiveOp::AllGather.buffer_elements(1023, n), None);
+    }
+
+    #[test]
+    fn transfers_count_the_bytes_that_cross_the_link() {
+        let p2p = KernelSpec::PeerCopy {
+            src_device: 1,
+            dst_device: 0,
+            bytes: 4096,
+        };
+        assert_eq!(p2p.bytes(), Some(4096.0));
+        assert_eq!(p2p.bus_bytes(), Some(4096.0));
+        assert_eq!(p2p.devices(), vec![1, 0]);
+        assert_eq!(p2p.name(), "peer_copy");
+        assert_eq!(p2p.dtype(), None);
+        let h2d = KernelSpec::HostTransfer {
+            direction: TransferDirection::HostToDevice,
+            memory: HostMemory::Pinned,
+            device: 0,
+            bytes: 1 << 20,
+        };
+        assert_eq!(h2d.name(), "host_to_device");
+        assert_eq!(h2d.with_primary_size(64).bytes(), Some(64.0));
+        let json = serde_json::to_value(&h2d).unwrap();
+        assert_eq!(json["kernel"], "host_transfer");
+        assert_eq!(json["params"]["direction"], "host_to_device");
+        assert_eq!(json["params"]["memory"], "pinned");
+        let back: KernelSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, h2d);
     }
 
     #[test]

@@ -163,6 +163,44 @@ pub struct Measurement {
     pub error: Option<MeasurementError>,
     /// Backend-specific facts about how it ran (chosen cuBLASLt algorithm, threads, ...).
     pub details: BTreeMap<String, String>,
+    /// For a measurement across devices (a peer copy, a host transfer, a collective): which
+    /// devices took part and how the driver says they are linked. Absent for single-device
+    /// kernels and in files from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+}
+
+/// The devices of a multi-device measurement and the links between them, as the driver
+/// reports them (not as a datasheet says they should be).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Topology {
+    pub devices: Vec<TopologyDevice>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TopologyDevice {
+    /// `host`, or the GPU's ordinal as the backend numbers it (`0`, `1`, ...).
+    pub id: String,
+    pub name: String,
+    /// PCI address (`0000:18:00.0`) where known: it names the same GPU whatever order tools
+    /// enumerate devices in.
+    pub pci_bus_id: Option<String>,
+}
+
+/// One link between two [`TopologyDevice`]s, by their `id`s.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Link {
+    pub from: String,
+    pub to: String,
+    /// `nvlink`, `pcie`, `unified_memory`, or `unknown` where the driver does not say.
+    pub kind: String,
+    /// Short form as `nvidia-smi topo -m` writes it (`NV18`, `PIX`, `SYS`), or a PCIe link
+    /// as `PCIe gen 5 x16`.
+    pub label: String,
+    /// Everything the driver reported about the link (NVLink count and version, P2P access,
+    /// PCIe generation and width, current and maximum), and which call reported it.
+    pub attributes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +297,7 @@ mod tests {
                 },
                 error: None,
                 details: BTreeMap::new(),
+                topology: None,
             }],
         }
     }
@@ -287,6 +326,9 @@ mod tests {
             "decode",
             "intensity_sweep",
             "model",
+            "peer_copy",
+            "host_transfer",
+            "collective",
         ] {
             assert!(text.contains(&format!("\"{kernel}\"")), "{kernel} missing");
         }

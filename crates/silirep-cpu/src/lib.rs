@@ -315,6 +315,13 @@ impl Backend for CpuBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => {
+                return Err(KernelError::Unsupported(
+                    "interconnect kernels need an accelerator (--backend cuda or metal)".into(),
+                ));
+            }
         })
     }
 }

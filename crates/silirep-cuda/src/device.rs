@@ -5,7 +5,7 @@
 //! on one stream, so cudarc's per-slice event tracking would only add work to every launch.
 
 use crate::host::ElemType;
-use crate::sources::{SOURCES, compilation_unit};
+use crate::sources::{SOURCES, Source, compilation_unit};
 use crate::telemetry::{Nvml, Reading};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags, CUresult};
 use cudarc::driver::{
@@ -143,7 +143,7 @@ impl Gpu {
         let stream = ctx.default_stream();
         let info = no_panic("reading device properties", || read_info(&ctx))??;
         let functions = no_panic("compiling kernels", || {
-            compile_all(&ctx, info.compute_capability)
+            compile(&ctx, info.compute_capability, SOURCES.iter())
         })??;
         let nvml = pci_bus_id(&ctx).and_then(|bus| Nvml::open(&bus));
         Ok(Gpu {
@@ -241,6 +241,8 @@ impl Gpu {
         let size = elem.size_bytes();
         let mut raw = vec![0u8; count * size];
         self.stream.synchronize().map_err(driver_error)?;
+        // Interconnect kernels leave other GPUs' contexts current on this thread.
+        self.ctx.bind_to_thread().map_err(driver_error)?;
         // SAFETY: the caller's buffer holds at least first + count elements.
         unsafe { result::memcpy_dtoh_sync(&mut raw, ptr + (first * size) as u64) }
             .map_err(driver_error)?;
@@ -393,7 +395,7 @@ fn read_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo, OpenError> {
 }
 
 /// The device's PCI address (`0000:00:05.0`), which NVML looks devices up by.
-fn pci_bus_id(ctx: &Arc<CudaContext>) -> Option<String> {
+pub fn pci_bus_id(ctx: &Arc<CudaContext>) -> Option<String> {
     let mut buffer = [0 as std::ffi::c_char; 32];
     // SAFETY: writes a NUL-terminated string of at most `len` bytes into the buffer.
     let status = unsafe {
@@ -423,14 +425,16 @@ pub fn parse_driver_release(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn compile_all(
+/// Compiles `sources` for the device of `ctx` and loads their kernels by name.
+pub fn compile<'s>(
     ctx: &Arc<CudaContext>,
     (major, minor): (i32, i32),
+    sources: impl Iterator<Item = &'s Source>,
 ) -> Result<HashMap<&'static str, CudaFunction>, OpenError> {
     use cudarc::driver::sys::CUfunction_attribute;
     use cudarc::nvrtc::{CompileError, CompileOptions, compile_ptx_with_opts};
     let mut functions = HashMap::new();
-    for source in SOURCES {
+    for source in sources {
         let options = CompileOptions {
             // PTX for the device's own architecture, finished by the driver's JIT.
             // Hopper (9.0) gets its architecture-specific features (`a`): wgmma.

@@ -7,14 +7,25 @@
 //! ([`gemm`], [`bandwidth`], [`attention`], [`layer`] for layer and decode, [`layer_backward`],
 //! [`sweep`]); [`suite`] lists what is measured. Timing uses CUDA events; warm-up, repetitions and the stopping
 //! rule are the shared harness's.
+//!
+//! Interconnect kernels ([`p2p`], [`host_transfer`], [`collectives`] over [`nccl`]) run on
+//! the GPUs selected with `--gpus` (default: every visible GPU), opened by [`peers`] only
+//! when the first such kernel is prepared; [`links`] records how the driver says they are
+//! connected. Single-GPU kernels run on the first selected GPU.
 
 pub mod attention;
 pub mod bandwidth;
+pub mod collectives;
 pub mod device;
 pub mod gemm;
 pub mod host;
+pub mod host_transfer;
 pub mod layer;
 pub mod layer_backward;
+pub mod links;
+pub mod nccl;
+pub mod p2p;
+pub mod peers;
 pub mod sources;
 pub mod suite;
 pub mod sweep;
@@ -29,12 +40,138 @@ use std::collections::BTreeMap;
 
 pub struct CudaBackend {
     gpu: Gpu,
+    /// The GPUs interconnect kernels use (CUDA ordinals); `gpu` is the first of them.
+    gpus: Vec<u32>,
+    /// Opened at the first interconnect kernel.
+    interconnect: Option<Interconnect>,
+}
+
+/// Everything multi-device kernels share across configurations: the GPUs, NCCL (found once;
+/// a miss is remembered and recorded for every collective) and the communicators of the
+/// last GPU set, whose creation costs far more than one collective.
+struct Interconnect {
+    peers: peers::Peers,
+    nccl: Option<Result<nccl::Nccl, String>>,
+    comms: Option<collectives::Communicators>,
+}
+
+impl Drop for Interconnect {
+    fn drop(&mut self) {
+        if let (Some(comms), Some(Ok(nccl))) = (&self.comms, &self.nccl) {
+            comms.destroy(nccl);
+        }
+    }
 }
 
 impl CudaBackend {
     /// Opens device 0: loads the libraries, creates the context, compiles every kernel.
     pub fn open() -> Result<CudaBackend, OpenError> {
-        Ok(CudaBackend { gpu: Gpu::open(0)? })
+        CudaBackend::open_gpus(&[])
+    }
+
+    /// Opens the first of `gpus` (every visible GPU when empty) for single-GPU kernels;
+    /// the others are opened when an interconnect kernel first needs them.
+    pub fn open_gpus(gpus: &[u32]) -> Result<CudaBackend, OpenError> {
+        device::probe_libraries()?;
+        let count = device::no_panic(
+            "counting devices",
+            cudarc::driver::CudaContext::device_count,
+        )?
+        .map_err(|e| OpenError::NoDevice(format!("{e:?}")))? as u32;
+        let gpus: Vec<u32> = if gpus.is_empty() {
+            (0..count).collect()
+        } else {
+            gpus.to_vec()
+        };
+        if let Some(missing) = gpus.iter().find(|g| **g >= count) {
+            return Err(OpenError::NoDevice(format!(
+                "--gpus names GPU {missing}, but {count} CUDA device(s) are visible (0 to {})",
+                count.saturating_sub(1)
+            )));
+        }
+        let first = *gpus
+            .first()
+            .ok_or_else(|| OpenError::NoDevice("no GPU selected".into()))?;
+        Ok(CudaBackend {
+            gpu: Gpu::open(first as usize)?,
+            gpus,
+            interconnect: None,
+        })
+    }
+
+    fn prepare_interconnect<'a>(
+        &'a mut self,
+        spec: &KernelSpec,
+        seed: u64,
+    ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
+        if self.interconnect.is_none() {
+            let peers = peers::Peers::open(&self.gpus)
+                .map_err(|e| KernelError::Backend(format!("opening the GPUs: {e}")))?;
+            self.interconnect = Some(Interconnect {
+                peers,
+                nccl: None,
+                comms: None,
+            });
+        }
+        let ic = self.interconnect.as_mut().expect("opened above");
+        if let KernelSpec::Collective { devices, .. } = spec {
+            let nccl = ic.nccl.get_or_insert_with(nccl::Nccl::open);
+            let nccl = nccl.as_ref().map_err(|e| nccl::unavailable(e))?;
+            for d in devices {
+                ic.peers.device(*d)?;
+            }
+            if ic.comms.as_ref().map(|c| &c.devices) != Some(devices) {
+                if let Some(old) = ic.comms.take() {
+                    old.destroy(nccl);
+                }
+                let comms = nccl.init_all(devices).map_err(KernelError::Backend)?;
+                ic.comms = Some(collectives::Communicators {
+                    devices: devices.clone(),
+                    comms,
+                });
+            }
+        }
+        let ic: &'a Interconnect = self.interconnect.as_ref().expect("opened above");
+        let peers = &ic.peers;
+        Ok(match spec {
+            KernelSpec::PeerCopy {
+                src_device,
+                dst_device,
+                bytes,
+            } => Box::new(p2p::PeerCopy::prepare(
+                peers,
+                *src_device,
+                *dst_device,
+                *bytes,
+                seed,
+            )?),
+            KernelSpec::HostTransfer {
+                direction,
+                memory,
+                device,
+                bytes,
+            } => Box::new(host_transfer::HostTransfer::prepare(
+                peers, *direction, *memory, *device, *bytes, seed,
+            )?),
+            KernelSpec::Collective {
+                op, bytes, dtype, ..
+            } => {
+                let nccl = match &ic.nccl {
+                    Some(Ok(nccl)) => nccl,
+                    _ => return Err(KernelError::Backend("NCCL was not opened".into())),
+                };
+                let comms = ic.comms.as_ref().expect("created above");
+                Box::new(collectives::Collective::prepare(
+                    peers, nccl, comms, *op, *bytes, *dtype,
+                )?)
+            }
+            other => {
+                return Err(KernelError::Backend(format!(
+                    "{} is not an interconnect kernel",
+                    other.name()
+                )));
+            }
+        })
     }
 }
 
@@ -66,6 +203,10 @@ impl Backend for CudaBackend {
             ("l2_bytes".into(), i.l2_bytes.to_string()),
             ("cublaslt_version".into(), i.cublaslt_version.clone()),
             ("nvrtc_version".into(), i.nvrtc_version.clone()),
+            (
+                "interconnect_gpus".into(),
+                silirep_core::kernels::devices_label(&self.gpus),
+            ),
         ]);
         for (key, value) in [
             ("sm_clock_max_mhz", i.sm_clock_mhz),
@@ -107,7 +248,9 @@ impl Backend for CudaBackend {
     }
 
     fn suite(&self, suite: Suite) -> Vec<KernelSpec> {
-        suite::specs(suite)
+        let mut specs = suite::specs(suite);
+        specs.extend(suite::interconnect_specs(suite, &self.gpus));
+        specs
     }
 
     fn prepare<'a>(
@@ -115,6 +258,9 @@ impl Backend for CudaBackend {
         spec: &KernelSpec,
         seed: u64,
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
+        if spec.family() == "interconnect" {
+            return self.prepare_interconnect(spec, seed);
+        }
         let gpu = &self.gpu;
         gpu.recording.set(false);
         let kernel: Box<dyn PreparedKernel + 'a> = match spec {
@@ -199,6 +345,13 @@ impl Backend for CudaBackend {
             KernelSpec::Model { .. } => {
                 return Err(KernelError::Unsupported(
                     "whole-model runs are imported, not measured".into(),
+                ));
+            }
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Collective { .. } => {
+                return Err(KernelError::Backend(
+                    "interconnect kernels are prepared above".into(),
                 ));
             }
         };

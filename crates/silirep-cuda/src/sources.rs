@@ -80,7 +80,16 @@ pub const SOURCES: &[Source] = &[
         text: include_str!("kernels/sweep.cu"),
         kernels: &["intensity_sweep"],
     },
+    Source {
+        file: INTERCONNECT_FILE,
+        text: include_str!("kernels/interconnect.cu"),
+        kernels: &["fill_pattern_f32", "fill_pattern_bf16", "peer_copy_push"],
+    },
 ];
+
+/// The one source every GPU of a multi-device measurement compiles (known input patterns),
+/// not only the backend's main GPU.
+pub const INTERCONNECT_FILE: &str = "interconnect.cu";
 
 /// Dynamic shared memory of the fused attention kernel (`FA_SMEM_BYTES` in attention.cu).
 pub const FLASH_SMEM_BYTES: u32 = 128 * 256 + 4 * 64 * 256;

@@ -5,9 +5,11 @@
 //! cases; only the sizes and the precisions differ.
 
 use silirep_core::{
-    AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, Pass, Suite,
+    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
+    Pass, Suite, TransferDirection,
 };
 
+const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 /// The sweep's array: 256 MiB of f32, ≥ 5× any current GPU's L2.
@@ -121,6 +123,82 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
     specs
 }
 
+/// The interconnect configurations over the GPUs `gpus`: host↔device copies (pinned and
+/// pageable, both ways) always — on the first GPU, on every GPU in the full suite — and, with
+/// two GPUs or more, peer copies for every ordered pair (the matrix) and NCCL collectives over
+/// all of them. The smallest peer copy (8 bytes) is the latency; the collective ladder is
+/// nccl-tests' usual 1 KiB … 4 GiB.
+pub fn interconnect_specs(suite: Suite, gpus: &[u32]) -> Vec<KernelSpec> {
+    let (host, peer, collective): (&[u64], &[u64], Vec<u64>) = match suite {
+        Suite::Quick => (&[64 * MIB], &[8, 64 * MIB], vec![MIB, 64 * MIB]),
+        // 1 KiB, 4 KiB, ... 4 GiB: ×4 steps.
+        Suite::Standard => (
+            &[MIB, 64 * MIB, GIB],
+            &[8, 64 * KIB, MIB, 16 * MIB, 256 * MIB, GIB],
+            (0..12).map(|i| KIB << (2 * i)).collect(),
+        ),
+        // ×2 steps.
+        Suite::Full => (
+            &[4 * KIB, MIB, 64 * MIB, GIB, 4 * GIB],
+            &[8, 4 * KIB, 64 * KIB, MIB, 16 * MIB, 256 * MIB, GIB, 4 * GIB],
+            (0..23).map(|i| KIB << i).collect(),
+        ),
+    };
+    let mut specs = Vec::new();
+    let host_gpus = if suite == Suite::Full {
+        gpus
+    } else {
+        &gpus[..gpus.len().min(1)]
+    };
+    for &device in host_gpus {
+        for memory in [HostMemory::Pinned, HostMemory::Pageable] {
+            for direction in [
+                TransferDirection::HostToDevice,
+                TransferDirection::DeviceToHost,
+            ] {
+                for &bytes in host {
+                    specs.push(KernelSpec::HostTransfer {
+                        direction,
+                        memory,
+                        device,
+                        bytes,
+                    });
+                }
+            }
+        }
+    }
+    if gpus.len() < 2 {
+        return specs;
+    }
+    for &src_device in gpus {
+        for &dst_device in gpus {
+            if src_device == dst_device {
+                continue;
+            }
+            for &bytes in peer {
+                specs.push(KernelSpec::PeerCopy {
+                    src_device,
+                    dst_device,
+                    bytes,
+                });
+            }
+        }
+    }
+    for op in CollectiveOp::ALL {
+        for dtype in [Dtype::F32, Dtype::Bf16] {
+            for &bytes in &collective {
+                specs.push(KernelSpec::Collective {
+                    op,
+                    bytes,
+                    dtype,
+                    devices: gpus.to_vec(),
+                });
+            }
+        }
+    }
+    specs
+}
+
 fn layer(pass: Pass, seq_len: u64) -> KernelSpec {
     KernelSpec::Layer {
         pass,
@@ -135,6 +213,56 @@ fn layer(pass: Pass, seq_len: u64) -> KernelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interconnect_covers_every_ordered_pair_and_the_ladder() {
+        let one = interconnect_specs(Suite::Standard, &[0]);
+        assert!(
+            one.iter()
+                .all(|s| matches!(s, KernelSpec::HostTransfer { .. }))
+        );
+        assert_eq!(one.len(), 2 * 2 * 3);
+        let four = interconnect_specs(Suite::Standard, &[0, 1, 2, 3]);
+        let pairs: std::collections::BTreeSet<(u32, u32)> = four
+            .iter()
+            .filter_map(|s| match s {
+                KernelSpec::PeerCopy {
+                    src_device,
+                    dst_device,
+                    ..
+                } => Some((*src_device, *dst_device)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pairs.len(), 12);
+        let sizes: Vec<u64> = four
+            .iter()
+            .filter_map(|s| match s {
+                KernelSpec::Collective {
+                    op: CollectiveOp::AllReduce,
+                    dtype: Dtype::F32,
+                    bytes,
+                    ..
+                } => Some(*bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sizes.first(), Some(&KIB));
+        assert_eq!(sizes.last(), Some(&(4 * GIB)));
+        // Every size splits evenly over 4 ranks of either dtype (nccl-tests' slices).
+        for spec in &four {
+            if let KernelSpec::Collective {
+                op, bytes, dtype, ..
+            } = spec
+            {
+                let elements = bytes / dtype.size_bytes() as u64;
+                assert!(op.buffer_elements(elements, 4).is_some(), "{spec:?}");
+            }
+        }
+        for spec in &four {
+            assert_eq!(spec.family(), "interconnect");
+        }
+    }
 
     #[test]
     fn suites_grow_and_bandwidth_defeats_a_50_mb_l2() {

@@ -3,7 +3,8 @@
 //! special cases), with sizes a laptop GPU with unified memory finishes in reasonable time.
 
 use silirep_core::{
-    AttentionImpl, BandwidthOp, Dtype, KernelSpec, LayerPart, LayerShape, Pass, Suite,
+    AttentionImpl, BandwidthOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape, Pass, Suite,
+    TransferDirection,
 };
 
 const MIB: u64 = 1 << 20;
@@ -39,6 +40,33 @@ pub(crate) fn configurations(profile: Profile, suite: Suite) -> Vec<KernelSpec> 
     specs.extend(layer(suite));
     specs.extend(decode(suite));
     specs.extend(intensity_sweep(suite));
+    specs.extend(host_transfer(suite));
+    specs
+}
+
+/// Blits between CPU-visible and GPU-private buffers, both ways, named as the CUDA
+/// backend's host transfers (pinned: Metal's shared buffers are wired memory).
+fn host_transfer(suite: Suite) -> Vec<KernelSpec> {
+    let sizes = pick(
+        suite,
+        &[64 * MIB],
+        &[MIB, 64 * MIB, GIB],
+        &[MIB, 64 * MIB, GIB],
+    );
+    let mut specs = Vec::new();
+    for direction in [
+        TransferDirection::HostToDevice,
+        TransferDirection::DeviceToHost,
+    ] {
+        for &bytes in &sizes {
+            specs.push(KernelSpec::HostTransfer {
+                direction,
+                memory: HostMemory::Pinned,
+                device: 0,
+                bytes,
+            });
+        }
+    }
     specs
 }
 
@@ -255,7 +283,8 @@ mod tests {
                     "attention",
                     "layer",
                     "decode",
-                    "intensity_sweep"
+                    "intensity_sweep",
+                    "interconnect"
                 ]
             );
         }

@@ -2,7 +2,7 @@
 //! `KernelSpec` to the workload that runs it.
 
 use super::gpu::{Device, Gpu};
-use super::{attention, bandwidth, gemm, layer, sweep};
+use super::{attention, bandwidth, gemm, host_transfer, layer, sweep};
 use crate::hardware;
 use crate::suite::{self, Profile};
 use objc2::rc::{Retained, autoreleasepool};
@@ -248,5 +248,16 @@ fn prepare_spec<'a>(
         KernelSpec::Model { .. } => Err(KernelError::Unsupported(
             "whole-model runs are imported from other tools, not measured by a backend".into(),
         )),
+        KernelSpec::HostTransfer {
+            direction,
+            memory,
+            device,
+            bytes,
+        } => host_transfer::prepare(gpu, direction, memory, device, bytes, seed),
+        KernelSpec::PeerCopy { .. } | KernelSpec::Collective { .. } => {
+            Err(KernelError::Unsupported(
+                "a Mac has one GPU: peer copies and collectives need several".into(),
+            ))
+        }
     }
 }

@@ -5,6 +5,7 @@ mod backend;
 mod bandwidth;
 mod gemm;
 mod gpu;
+mod host_transfer;
 mod layer;
 mod layer_backward;
 mod mps;

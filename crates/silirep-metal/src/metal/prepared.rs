@@ -3,7 +3,7 @@
 
 use super::gpu::Gpu;
 use super::program::Step;
-use silirep_core::schema::Verification;
+use silirep_core::schema::{Topology, Verification};
 use silirep_core::{KernelError, PreparedKernel};
 use std::collections::BTreeMap;
 
@@ -22,6 +22,11 @@ pub(crate) trait Workload {
 
     /// How the work is done (algorithm, launch shape), for the results file.
     fn details(&self) -> BTreeMap<String, String>;
+
+    /// The devices and links a transfer involves; `None` for work on the GPU alone.
+    fn topology(&self, _gpu: &Gpu) -> Option<Topology> {
+        None
+    }
 }
 
 pub(crate) struct Timed<'a, W> {
@@ -62,6 +67,10 @@ impl<W: Workload> PreparedKernel for Timed<'_, W> {
     fn verify(&mut self) -> Result<Verification, KernelError> {
         self.gpu.run_once(&self.workload.programs()[0])?;
         self.workload.check(self.gpu)
+    }
+
+    fn topology(&self) -> Option<Topology> {
+        self.workload.topology(self.gpu)
     }
 
     fn details(&self) -> BTreeMap<String, String> {

@@ -6,7 +6,8 @@ use super::mps::{MatMul, MatVec};
 use objc2::rc::Retained;
 use objc2::runtime::ProtocolObject;
 use objc2_metal::{
-    MTLCommandBuffer, MTLCommandEncoder, MTLComputeCommandEncoder, MTLComputePipelineState, MTLSize,
+    MTLBlitCommandEncoder, MTLCommandBuffer, MTLCommandEncoder, MTLComputeCommandEncoder,
+    MTLComputePipelineState, MTLSize,
 };
 use silirep_core::KernelError;
 use std::ptr::NonNull;
@@ -19,6 +20,12 @@ pub(crate) enum Step {
     Compute(Dispatch),
     Gemm(MatMul),
     Gemv(MatVec),
+    /// A blit-encoder copy of the first `bytes` of `from` into `to`.
+    Blit {
+        from: Buffer,
+        to: Buffer,
+        bytes: usize,
+    },
 }
 
 /// Encodes `program` into `command_buffer`: consecutive compute dispatches share one
@@ -44,6 +51,19 @@ pub(super) fn encode(command_buffer: &CommandBuffer, program: &[Step]) -> Result
         match step {
             Step::Gemm(matmul) => matmul.encode(command_buffer),
             Step::Gemv(matvec) => matvec.encode(command_buffer),
+            Step::Blit { from, to, bytes } => {
+                let blit = command_buffer
+                    .blitCommandEncoder()
+                    .ok_or_else(|| backend_error("blitCommandEncoder", "returned nil"))?;
+                // SAFETY: both buffers were allocated with at least `bytes` bytes by the
+                // workload that built this step, and outlive the command buffer.
+                unsafe {
+                    blit.copyFromBuffer_sourceOffset_toBuffer_destinationOffset_size(
+                        from, 0, to, 0, *bytes,
+                    );
+                }
+                blit.endEncoding();
+            }
             Step::Compute(_) => unreachable!("handled above"),
         }
     }
