@@ -89,7 +89,10 @@ pub fn build(records: &[Record]) -> PolarsResult<DataFrame> {
         Column::new("flop_per_s".into(), num(&|r| r.flop_per_s())),
         Column::new("bytes_per_s".into(), num(&|r| r.bytes_per_s())),
         Column::new("tokens_per_s".into(), num(&|r| r.tokens_per_s())),
-        Column::new("verification".into(), text(&|r| r.verification.clone())),
+        Column::new(
+            "verification".into(),
+            text(&|r| r.verification.name().to_string()),
+        ),
         Column::new("error".into(), opt_text(&|r| r.error.clone())),
         Column::new("clock".into(), opt_text(&|r| r.clock.clone())),
         Column::new("run_id".into(), opt_text(&|r| r.run_id.clone())),
@@ -148,7 +151,7 @@ mod tests {
                 dtype: Dtype::F32,
             },
             timing,
-            verification: "passed".into(),
+            verification: crate::ingest::record::Verification::Passed,
             error: None,
             run_id: None,
             source: Provenance {

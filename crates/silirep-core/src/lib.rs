@@ -14,7 +14,7 @@ pub mod schema;
 
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
-    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
-    ModelPhase, Pass, SizeMeaning, TransferDirection,
+    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelFamily, KernelSpec,
+    LayerPart, LayerShape, ModelPhase, Pass, RateUnit, SizeMeaning, TransferDirection,
 };
 pub use schema::{Measurement, RunFile};

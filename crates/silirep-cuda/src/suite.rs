@@ -260,7 +260,7 @@ mod tests {
             }
         }
         for spec in &four {
-            assert_eq!(spec.family(), "interconnect");
+            assert_eq!(spec.family(), silirep_core::KernelFamily::Interconnect);
         }
     }
 

@@ -273,7 +273,7 @@ mod tests {
         let full = configurations(profile, Suite::Full);
         assert!(quick.len() < standard.len() && standard.len() < full.len());
         for specs in [&quick, &standard, &full] {
-            let mut families: Vec<&str> = specs.iter().map(KernelSpec::family).collect();
+            let mut families: Vec<&str> = specs.iter().map(|s| s.family().name()).collect();
             families.dedup();
             assert_eq!(
                 families,
