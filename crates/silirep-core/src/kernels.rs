@@ -184,6 +184,9 @@ impl LayerShape {
         intermediate: 14336,
     };
     pub const MISTRAL_7B_LAYERS: u64 = 32;
+    /// RMSNorm's ε, as Mistral-7B's `config.json` sets it (`rms_norm_eps`). Part of what the
+    /// layer kernels compute, so every backend uses this one value.
+    pub const RMS_NORM_EPSILON: f32 = 1e-5;
 
     /// Decoder layers of the whole model this shape is taken from, when known.
     pub fn model_layers(&self) -> Option<u64> {

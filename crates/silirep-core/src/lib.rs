@@ -9,6 +9,7 @@ pub mod backend;
 pub mod harness;
 pub mod kernels;
 pub mod median;
+pub mod reference;
 pub mod rng;
 pub mod schema;
 
