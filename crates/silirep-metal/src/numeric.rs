@@ -242,18 +242,10 @@ pub(crate) fn sample_indices(len: usize, count: usize, seed: u64) -> Vec<usize> 
         return Vec::new();
     }
     let count = count.min(len).max(1);
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        // SplitMix64 step.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = silirep_core::rng::SplitMix64::new(seed);
     let mut indices = vec![0, len - 1];
     while indices.len() < count {
-        indices.push((next() % len as u64) as usize);
+        indices.push(rng.index(len));
     }
     indices.truncate(count);
     indices
