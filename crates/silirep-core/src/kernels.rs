@@ -492,6 +492,19 @@ impl RateUnit {
 }
 
 impl KernelSpec {
+    /// One whole Mistral-7B-shaped decoder layer at batch 1: the layer every backend's suite
+    /// measures (each in the precision it runs best).
+    pub fn mistral_layer(pass: Pass, seq_len: u64, dtype: Dtype) -> KernelSpec {
+        KernelSpec::Layer {
+            pass,
+            part: LayerPart::Full,
+            batch: 1,
+            seq_len,
+            shape: LayerShape::MISTRAL_7B,
+            dtype,
+        }
+    }
+
     /// The family used for grouping in reports.
     pub fn family(&self) -> KernelFamily {
         match self {
