@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod ingest;
+pub mod link;
 pub mod measure;
 pub mod render;
 pub mod report;

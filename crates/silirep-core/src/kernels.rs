@@ -226,6 +226,25 @@ pub enum ModelPhase {
     Train,
 }
 
+/// Which way bytes cross a network link, seen from the machine that measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkDirection {
+    /// This machine sends, the peer receives.
+    ToPeer,
+    /// The peer sends, this machine receives.
+    FromPeer,
+}
+
+impl LinkDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkDirection::ToPeer => "to_peer",
+            LinkDirection::FromPeer => "from_peer",
+        }
+    }
+}
+
 /// Which way a host transfer moves its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -408,6 +427,17 @@ pub enum KernelSpec {
         dtype: Dtype,
         devices: Vec<u32>,
     },
+    /// `bytes` sent over TCP to or from a `silirep link serve` peer, in writes of
+    /// `message_bytes`, split evenly over `streams` connections running at once.
+    NetworkTransfer {
+        direction: LinkDirection,
+        streams: u32,
+        message_bytes: u64,
+        bytes: u64,
+    },
+    /// One `message_bytes` message to the peer and back on an open TCP connection: the
+    /// link's round-trip latency at that size.
+    NetworkRoundTrip { message_bytes: u64 },
     /// A whole model run by another tool; work counted as `tokens` per iteration.
     Model {
         model: String,
@@ -491,6 +521,13 @@ impl RateUnit {
     }
 }
 
+/// Bytes per iteration of a network transfer of `message_bytes` writes: at least the
+/// `minimum` (so short messages run long enough to time), a whole number of messages.
+pub fn network_transfer_bytes(message_bytes: u64, minimum: u64) -> u64 {
+    let message_bytes = message_bytes.max(1);
+    minimum.max(message_bytes).div_ceil(message_bytes) * message_bytes
+}
+
 impl KernelSpec {
     /// One whole Mistral-7B-shaped decoder layer at batch 1: the layer every backend's suite
     /// measures (each in the precision it runs best).
@@ -517,7 +554,9 @@ impl KernelSpec {
             KernelSpec::Model { .. } => KernelFamily::Model,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => KernelFamily::Interconnect,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. } => KernelFamily::Interconnect,
         }
     }
 
@@ -567,6 +606,8 @@ impl KernelSpec {
                 TransferDirection::DeviceToHost => "device_to_host".into(),
             },
             KernelSpec::Collective { op, .. } => op.name().into(),
+            KernelSpec::NetworkTransfer { direction, .. } => format!("tcp_{}", direction.name()),
+            KernelSpec::NetworkRoundTrip { .. } => "tcp_round_trip".into(),
         }
     }
 
@@ -581,7 +622,10 @@ impl KernelSpec {
             | KernelSpec::Collective { dtype, .. } => Some(*dtype),
             KernelSpec::Model { precision, .. } => Dtype::parse(precision),
             // Bytes are copied, whatever they encode.
-            KernelSpec::PeerCopy { .. } | KernelSpec::HostTransfer { .. } => None,
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. } => None,
         }
     }
 
@@ -615,6 +659,9 @@ impl KernelSpec {
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
             | KernelSpec::Collective { bytes, .. } => *bytes,
+            // The write size: what a network sweep varies (the bytes per iteration follow).
+            KernelSpec::NetworkTransfer { message_bytes, .. }
+            | KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes,
         }
     }
 
@@ -631,7 +678,9 @@ impl KernelSpec {
             KernelSpec::IntensitySweep { .. } => SizeMeaning::FmasPerElement,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => SizeMeaning::TransferBytes,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -699,6 +748,13 @@ impl KernelSpec {
             KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
                 f(*bytes)
             }
+            // One message buffer per stream on each side; the bytes stream through it.
+            KernelSpec::NetworkTransfer {
+                streams,
+                message_bytes,
+                ..
+            } => f(u64::from(*streams)) * f(*message_bytes),
+            KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * f(*message_bytes),
             KernelSpec::Collective {
                 op,
                 bytes,
@@ -738,6 +794,15 @@ impl KernelSpec {
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
             | KernelSpec::Collective { bytes, .. } => *bytes = size,
+            KernelSpec::NetworkTransfer {
+                message_bytes,
+                bytes,
+                ..
+            } => {
+                *bytes = network_transfer_bytes(size, *bytes);
+                *message_bytes = size;
+            }
+            KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes = size,
         }
         spec
     }
@@ -792,6 +857,15 @@ impl KernelSpec {
             } => format!("memory={} device={device} bytes={bytes}", memory.name()),
             KernelSpec::Collective { devices, bytes, .. } => {
                 format!("devices={} bytes={bytes}", devices_label(devices))
+            }
+            KernelSpec::NetworkTransfer {
+                streams,
+                message_bytes,
+                bytes,
+                ..
+            } => format!("streams={streams} message_bytes={message_bytes} bytes={bytes}"),
+            KernelSpec::NetworkRoundTrip { message_bytes } => {
+                format!("message_bytes={message_bytes}")
             }
         }
     }
@@ -862,7 +936,9 @@ impl KernelSpec {
             // nccl-tests.
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => return None,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. } => return None,
         })
     }
 
@@ -932,7 +1008,10 @@ impl KernelSpec {
             // What crosses the link once; see `bus_bytes` for the collectives' bus traffic.
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes as f64,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::NetworkTransfer { bytes, .. } => *bytes as f64,
+            // The message out and back: what crossed the link in one round trip.
+            KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * *message_bytes as f64,
         })
     }
 
@@ -945,9 +1024,9 @@ impl KernelSpec {
             KernelSpec::Collective {
                 op, bytes, devices, ..
             } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
-            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
-                Some(*bytes as f64)
-            }
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::NetworkTransfer { bytes, .. } => Some(*bytes as f64),
             _ => None,
         }
     }

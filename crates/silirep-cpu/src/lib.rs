@@ -206,6 +206,9 @@ impl Backend for CpuBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
+            KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
+                return Err(KernelError::network_needs_peer());
+            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. } => {

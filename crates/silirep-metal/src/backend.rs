@@ -254,6 +254,9 @@ fn prepare_spec<'a>(
             device,
             bytes,
         } => host_transfer::prepare(gpu, direction, memory, device, bytes, seed),
+        KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
+            Err(KernelError::network_needs_peer())
+        }
         KernelSpec::PeerCopy { .. } | KernelSpec::Collective { .. } => {
             Err(KernelError::Unsupported(
                 "a Mac has one GPU: peer copies and collectives need several".into(),
