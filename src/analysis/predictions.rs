@@ -52,7 +52,7 @@ pub const MAX_PROMPT_TOKENS: u64 = 32_768;
 pub const LARGE_GAP: f64 = 0.5;
 
 /// What to predict: a model and a request, as an analysis configures them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelRequest {
     pub model: ModelShape,
     pub prompt_tokens: u64,
@@ -71,7 +71,7 @@ impl Default for ModelRequest {
 
 /// A link given by the user (an analysis's `link`, or `silirep predict --link`): a measured
 /// or stated bandwidth, with where it comes from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ConfiguredLink {
     pub name: String,
     pub gbit_per_s: f64,
@@ -143,7 +143,7 @@ pub fn record_model(model: &str, precision: &str) -> Result<ModelShape, String> 
 }
 
 /// One machine's roofs for a precision, with what could not be found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RoofsFound {
     pub roofs: MachineRoofs,
     /// Roofs neither measured nor in the catalog, in words (`compute (f16)`).
@@ -321,7 +321,7 @@ pub fn memory_capacity(info: Option<&MachineInfo>, catalog: &Catalog) -> Option<
 }
 
 /// Everything predicted for one machine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct MachinePredictions {
     pub machine: MachineKey,
     pub roofs: RoofsFound,
@@ -330,7 +330,7 @@ pub struct MachinePredictions {
     pub phases: Result<PhasePredictions, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PhasePredictions {
     pub ttft: Ttft,
     pub decode: Vec<DecodeRate>,
@@ -422,7 +422,7 @@ fn phase_predictions(
 }
 
 /// A measurement beside the bound its machine's roofs put on it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Efficiency {
     pub machine: MachineKey,
     pub workload: String,
@@ -626,7 +626,7 @@ fn gap_text(prediction: &Prediction, efficiency: f64) -> String {
 }
 
 /// Two machines and the link between them: serving and training plans.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PairPlan {
     pub a: MachineKey,
     pub b: MachineKey,
@@ -635,7 +635,7 @@ pub struct PairPlan {
     pub plan: Result<PairPredictions, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PairPredictions {
     pub serving: DisaggregationPlan,
     /// Prefill on the machine that prefills faster, decode on the other.
@@ -786,7 +786,7 @@ fn pair_predictions(
 }
 
 /// Everything model-level about one analysis.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelPredictions {
     pub request: ModelRequest,
     pub machines: Vec<MachinePredictions>,
@@ -802,7 +802,7 @@ pub struct ModelPredictions {
 /// How two machines compare on the attention block and on the FFN block of the same layer,
 /// measured: the geometric mean over matching configurations (same kernel parameters and
 /// framework) of b's rate ÷ a's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BlockRates {
     pub a: MachineKey,
     pub b: MachineKey,
@@ -823,7 +823,10 @@ fn matched_ratio(
     let mut by_config: std::collections::BTreeMap<(String, String), [Option<f64>; 2]> =
         std::collections::BTreeMap::new();
     for (r, rate) in dataset.records.iter().zip(rates) {
-        let Some(rate) = rate.as_ref().filter(|_| usable(r) && r.spec.name() == kernel) else {
+        let Some(rate) = rate
+            .as_ref()
+            .filter(|_| usable(r) && r.spec.name() == kernel)
+        else {
             continue;
         };
         let side = if &r.machine == a {

@@ -165,19 +165,17 @@ fn model_settings(spec: &AnalysisSpec) -> Result<(ModelRequest, Option<Configure
     };
     let request = ModelRequest {
         model,
-        prompt_tokens: count(
-            spec.prompt_tokens,
-            defaults.prompt_tokens,
-            "prompt_tokens",
-        )?,
+        prompt_tokens: count(spec.prompt_tokens, defaults.prompt_tokens, "prompt_tokens")?,
         new_tokens: count(spec.new_tokens, defaults.new_tokens, "new_tokens")?,
     };
     let link = match &spec.link {
         Some(l) => {
             if l.name.trim().is_empty() || l.source.trim().is_empty() {
-                return Err("link: name and source must not be empty (say what the link is \
+                return Err(
+                    "link: name and source must not be empty (say what the link is \
                             and how its bandwidth was measured)"
-                    .into());
+                        .into(),
+                );
             }
             if !(l.gbit_per_s.is_finite() && l.gbit_per_s > 0.0) {
                 return Err(format!(
@@ -585,7 +583,9 @@ machines = ["*"]
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("analysis[0]: model: unknown model \"mistral-8b\" (did you mean \"mistral-7b\"?)"),
+            e.contains(
+                "analysis[0]: model: unknown model \"mistral-8b\" (did you mean \"mistral-7b\"?)"
+            ),
             "{e}"
         );
         let e = config(&format!("{base}new_tokens = 0\n"))
@@ -598,9 +598,11 @@ machines = ["*"]
         .unwrap_err()
         .to_string();
         assert!(e.contains("link.gbit_per_s: expected a positive"), "{e}");
-        let e = config(&format!("{base}link = {{ name = \"tb\", gbit_per_s = 40.0 }}\n"))
-            .unwrap_err()
-            .to_string();
+        let e = config(&format!(
+            "{base}link = {{ name = \"tb\", gbit_per_s = 40.0 }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("missing field `source`"), "{e}");
     }
 }

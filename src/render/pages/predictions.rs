@@ -476,7 +476,9 @@ fn bound_name(t: &TrainingSplit, b: SplitBound) -> String {
 
 fn training_row(t: &TrainingSplit, all: &ModelPredictions) -> TrainingRowView {
     let strategy = match t.strategy {
-        silirep_model::ParallelStrategy::Tensor => format!("tensor parallel, {}", all.request.model.name),
+        silirep_model::ParallelStrategy::Tensor => {
+            format!("tensor parallel, {}", all.request.model.name)
+        }
         silirep_model::ParallelStrategy::Expert if all.request.model.is_moe() => {
             format!("expert parallel, {}", all.request.model.name)
         }
