@@ -913,7 +913,6 @@ pub fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::rooflines::Ceiling;
     use crate::ingest::{Provenance, Timing};
     use silirep_core::{BandwidthOp, LayerShape};
     use std::collections::BTreeMap;
@@ -957,17 +956,6 @@ mod tests {
         );
         d.records = records;
         d
-    }
-
-    fn ceiling(value: f64, kernel: &str) -> Ceiling {
-        Ceiling {
-            value,
-            kernel: kernel.into(),
-            params: "p".into(),
-            framework: "test".into(),
-            file: "t.json".into(),
-            note: None,
-        }
     }
 
     #[test]
