@@ -440,6 +440,8 @@ pub struct Efficiency {
     /// Where the gap goes (efficiency below [`LARGE_GAP`]), what the bound assumes, or why
     /// the measurement is above it.
     pub notes: Vec<String>,
+    /// The record's file (relative to the results root) and JSON path.
+    pub file: String,
     pub source: String,
 }
 
@@ -491,55 +493,56 @@ fn efficiency(
                 shape.dtypes.compute,
             );
             let batch = (*batch).max(1);
-            match phase {
-                ModelPhase::Prefill => {
-                    if *seq_len == 0 {
-                        return None;
-                    }
-                    let p = silirep_model::predict_prefill(&shape, &roofs.roofs, batch, *seq_len)
-                        .ok()?;
-                    ((batch * seq_len) as f64 / p.time_s, p, None)
+            // Phases other than these (a KV transfer, a whole request) are not one phase of
+            // the model's work; [`measured_splits`] compares them. `if` rather than `match`,
+            // so readers may add phases without this comparison silently changing.
+            if *phase == ModelPhase::Prefill {
+                if *seq_len == 0 {
+                    return None;
                 }
-                ModelPhase::Decode => {
-                    let p = silirep_model::predict_phase(
-                        &silirep_model::decode_step(&shape, batch, *seq_len).ok()?,
-                        &roofs.roofs,
-                    )
-                    .ok()?;
-                    if *seq_len == 0 {
-                        notes.push(
-                            "the file does not record the context length: the bound is at an \
-                             empty cache (the fastest a step can be)"
-                                .into(),
-                        );
-                    }
-                    (batch as f64 / p.time_s, p, None)
+                let p =
+                    silirep_model::predict_prefill(&shape, &roofs.roofs, batch, *seq_len).ok()?;
+                ((batch * seq_len) as f64 / p.time_s, p, None)
+            } else if *phase == ModelPhase::Decode {
+                let p = silirep_model::predict_phase(
+                    &silirep_model::decode_step(&shape, batch, *seq_len).ok()?,
+                    &roofs.roofs,
+                )
+                .ok()?;
+                if *seq_len == 0 {
+                    notes.push(
+                        "the file does not record the context length: the bound is at an \
+                         empty cache (the fastest a step can be)"
+                            .into(),
+                    );
                 }
-                ModelPhase::Train => {
-                    if *seq_len == 0 {
-                        return None;
-                    }
-                    let p = silirep_model::predict_training_step(
-                        &shape,
-                        &roofs.roofs,
-                        batch,
-                        *seq_len,
-                        false,
-                    )
-                    .ok()?;
-                    if let Some(n) = r
-                        .notes
-                        .iter()
-                        .find(|n| n.starts_with("trainable parameters"))
-                    {
-                        notes.push(format!(
-                            "the bound is full fine-tuning (every weight's gradient and Adam \
-                             state); this run trained a subset ({n}), which needs fewer FLOPs \
-                             and bytes, so its true bound is higher and its efficiency lower"
-                        ));
-                    }
-                    ((batch * seq_len) as f64 / p.time_s, p, None)
+                (batch as f64 / p.time_s, p, None)
+            } else if *phase == ModelPhase::Train {
+                if *seq_len == 0 {
+                    return None;
                 }
+                let p = silirep_model::predict_training_step(
+                    &shape,
+                    &roofs.roofs,
+                    batch,
+                    *seq_len,
+                    false,
+                )
+                .ok()?;
+                if let Some(n) = r
+                    .notes
+                    .iter()
+                    .find(|n| n.starts_with("trainable parameters"))
+                {
+                    notes.push(format!(
+                        "the bound is full fine-tuning (every weight's gradient and Adam \
+                         state); this run trained a subset ({n}), which needs fewer FLOPs \
+                         and bytes, so its true bound is higher and its efficiency lower"
+                    ));
+                }
+                ((batch * seq_len) as f64 / p.time_s, p, None)
+            } else {
+                return None;
             }
         }
         KernelSpec::Decode { batch, dtype, .. } => {
@@ -593,6 +596,7 @@ fn efficiency(
         bound_by: prediction.bound_by.clone(),
         whole_model,
         notes,
+        file: r.source.file.clone(),
         source: format!("{} {}", r.source.file, r.source.json_path),
     })
 }
@@ -785,6 +789,135 @@ fn pair_predictions(
     Ok((serving, a_prefills, prompt, bandwidth, tensor, expert))
 }
 
+/// Kernel names readers give the parts of a model-level run that are not one phase of the
+/// model's work: moving a prefill's KV cache to the machine that decodes (phase `kv_transfer`),
+/// and a whole request (`end_to_end`). Matched by name so that this module needs no change
+/// when readers add phases.
+pub const KV_TRANSFER_KERNEL: &str = "model_kv_transfer";
+pub const END_TO_END_KERNEL: &str = "model_end_to_end";
+
+/// A measured disaggregated run — one file with a prefill, a KV transfer and a decode — beside
+/// the plan's bounds for the same phases, so the reader sees which phase lost the time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MeasuredSplit {
+    pub file: String,
+    pub prefill: Option<Efficiency>,
+    pub decode: Option<Efficiency>,
+    pub transfer: Option<TransferVsLink>,
+    /// Measured and predicted end-to-end seconds, where the run's request is the plan's.
+    pub end_to_end: Option<(f64, f64)>,
+}
+
+/// A measured KV-cache move beside the time the link needs for its bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TransferVsLink {
+    pub machine: MachineKey,
+    pub framework: String,
+    pub measured_s: f64,
+    pub bytes: f64,
+    /// Where the byte count comes from: the file, or the model's KV formula.
+    pub bytes_from: String,
+    pub link_s: f64,
+}
+
+impl TransferVsLink {
+    /// How many times the link's time the move took.
+    pub fn times_link(&self) -> f64 {
+        self.measured_s / self.link_s
+    }
+}
+
+fn center_s(r: &Record) -> Option<f64> {
+    r.timing
+        .as_ref()
+        .map(|t| t.center_s())
+        .filter(|t| t.is_finite() && *t > 0.0)
+}
+
+/// Every file holding a KV transfer on one of the pair's machines, as a measured split.
+pub fn measured_splits(
+    dataset: &Dataset,
+    efficiencies: &[Efficiency],
+    pair: &PairPlan,
+    request: &ModelRequest,
+) -> Vec<MeasuredSplit> {
+    let on_pair = |m: &MachineKey| *m == pair.a || *m == pair.b;
+    let mut out: Vec<MeasuredSplit> = Vec::new();
+    for r in dataset
+        .records
+        .iter()
+        .filter(|r| r.spec.name() == KV_TRANSFER_KERNEL && usable(r) && on_pair(&r.machine))
+    {
+        let KernelSpec::Model {
+            model,
+            precision,
+            batch,
+            seq_len,
+            ..
+        } = &r.spec
+        else {
+            continue;
+        };
+        let Some(measured_s) = center_s(r) else {
+            continue;
+        };
+        let (bytes, bytes_from) = match r.reported.get("kv_bytes") {
+            Some(b) => (*b, "the file".to_string()),
+            None => match record_model(model, precision)
+                .ok()
+                .and_then(|s| silirep_model::kv_cache_bytes(&s, (*batch).max(1), *seq_len).ok())
+            {
+                Some(b) => (b, "the model's KV formula".to_string()),
+                None => continue,
+            },
+        };
+        let file = r.source.file.clone();
+        let in_file = |workload: &str| {
+            efficiencies
+                .iter()
+                .find(|e| e.file == file && e.workload == workload && on_pair(&e.machine))
+                .cloned()
+        };
+        let (prefill, decode) = (in_file("model_prefill"), in_file("model_decode"));
+        let end_to_end = dataset
+            .records
+            .iter()
+            .find(|e| e.source.file == file && e.spec.name() == END_TO_END_KERNEL && usable(e))
+            .and_then(|e| {
+                let KernelSpec::Model {
+                    seq_len, tokens, ..
+                } = &e.spec
+                else {
+                    return None;
+                };
+                let same_request =
+                    *seq_len == request.prompt_tokens && *tokens == request.new_tokens;
+                let (p, d) = (prefill.as_ref()?, decode.as_ref()?);
+                let plan = pair.plan.as_ref().ok()?;
+                let predicted = plan.serving.options.iter().find(|o| {
+                    matches!(&o.placement, silirep_model::Placement::Split { prefill_on, decode_on }
+                        if *prefill_on == p.machine.label && *decode_on == d.machine.label)
+                })?;
+                same_request.then_some((center_s(e)?, predicted.end_to_end_s))
+            });
+        out.push(MeasuredSplit {
+            file: file.clone(),
+            prefill,
+            decode,
+            transfer: Some(TransferVsLink {
+                machine: r.machine.clone(),
+                framework: r.framework.clone(),
+                measured_s,
+                bytes,
+                bytes_from,
+                link_s: pair.link.transfer_time_s(bytes),
+            }),
+            end_to_end,
+        });
+    }
+    out
+}
+
 /// Everything model-level about one analysis.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelPredictions {
@@ -797,6 +930,8 @@ pub struct ModelPredictions {
     pub pair_missing: Option<String>,
     /// The two machines' measured attention and FFN blocks, for where attention-heavy layers go.
     pub blocks: Option<BlockRates>,
+    /// Measured disaggregated runs between the two machines, phase by phase.
+    pub measured_splits: Vec<MeasuredSplit>,
 }
 
 /// How two machines compare on the attention block and on the FFN block of the same layer,
@@ -903,6 +1038,10 @@ pub fn predict(
     ModelPredictions {
         request: request.clone(),
         machines,
+        measured_splits: pair
+            .as_ref()
+            .map(|p| measured_splits(dataset, &efficiencies, p, request))
+            .unwrap_or_default(),
         efficiencies,
         pair,
         pair_missing,

@@ -341,7 +341,7 @@ fn pair_view(pair: &PairPlan, all: &ModelPredictions) -> PairView {
         .collect();
     view.verdict = verdict(plan);
     view.break_even = break_even(plan);
-    view.measured_split = measured_split(plan, all);
+    view.measured_split = measured_split(all);
     view.training = std::iter::once(&plan.tensor_training)
         .chain(plan.expert_training.as_ref())
         .map(|t| training_row(t, all))
@@ -441,27 +441,46 @@ fn break_even(plan: &PairPredictions) -> String {
     format!("On this link the split pays {prompt}; at this request it pays {bandwidth}.")
 }
 
-/// The measured phases of a split, where model-level records of them exist: each beside its
-/// bound, so the reader sees which phase lost the time.
-fn measured_split(plan: &PairPredictions, all: &ModelPredictions) -> Vec<String> {
-    let prompt = all.request.prompt_tokens;
+/// Each measured disaggregated run, phase by phase beside the plan's bounds: which phase
+/// lost the time the roofs say the split could save.
+fn measured_split(all: &ModelPredictions) -> Vec<String> {
     let mut out = Vec::new();
-    for e in &all.efficiencies {
-        let wanted = (e.workload == "model_prefill" && e.machine == plan.split_prefill_on)
-            || (e.workload == "model_decode" && e.machine == plan.split_decode_on);
-        if !wanted || !e.params.contains(&format!("seq_len={prompt} ")) {
-            continue;
+    for s in &all.measured_splits {
+        let mut parts = Vec::new();
+        let phase = |e: &Efficiency, what: &str| {
+            format!(
+                "{what} on {} took {} its bound ({} measured against {})",
+                e.machine.label,
+                format::ratio(1.0 / e.efficiency),
+                rate(e.unit, e.measured),
+                rate(e.unit, e.bound)
+            )
+        };
+        if let Some(p) = &s.prefill {
+            parts.push(phase(p, "prefill"));
         }
-        out.push(format!(
-            "{} on {} ({}): measured {}, bound {} — {} of the bound, {} its time",
-            e.workload,
-            e.machine.label,
-            e.framework,
-            rate(e.unit, e.measured),
-            rate(e.unit, e.bound),
-            format::percent(e.efficiency),
-            format::ratio(1.0 / e.efficiency)
-        ));
+        if let Some(t) = &s.transfer {
+            parts.push(format!(
+                "moving the KV cache ({}, bytes from {}) took {}, {} the {} the link needs",
+                format::si(t.bytes, "B"),
+                t.bytes_from,
+                format::duration(t.measured_s),
+                format::ratio(t.times_link()),
+                format::duration(t.link_s)
+            ));
+        }
+        if let Some(d) = &s.decode {
+            parts.push(phase(d, "decode"));
+        }
+        if let Some((measured, predicted)) = s.end_to_end {
+            parts.push(format!(
+                "end to end {} against the split's bound of {} ({})",
+                format::duration(measured),
+                format::duration(predicted),
+                format::ratio(measured / predicted)
+            ));
+        }
+        out.push(format!("{}: {}", s.file, parts.join("; ")));
     }
     out
 }
