@@ -267,3 +267,42 @@ fn unknown_names_are_errors_that_name_the_closest() {
     );
     assert!(!stderr(&out).contains("panicked"));
 }
+
+/// The seed's disaggregated run (`distributed/ray_disaggregated_results.json`) compared phase
+/// by phase once a reader turns it into records: its prefill, its KV move (the file's own byte
+/// count over the configured 37.6 Gbit/s link: 24.3 ms) and its decode beside their bounds.
+/// Until then the page says no measured split is in the results, and the inventory says why.
+#[test]
+fn the_seed_split_is_compared_phase_by_phase_when_its_records_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = silirep(&["report", "results/", "-o", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("apple-m5-vs-m4-pro/index.md")).unwrap();
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    let ray = "imported/mac-ml-benchmark/distributed/ray_disaggregated_results.json";
+    match page.lines().find(|l| l.starts_with(&format!("- {ray}: "))) {
+        Some(line) => {
+            assert!(
+                line.contains("moving the KV cache (114 MB, bytes from the file) took 2.74 s, 113× the 24.3 ms the link needs"),
+                "{line}"
+            );
+            assert!(
+                line.contains("prefill on Apple M5 took 2.93× its bound"),
+                "{line}"
+            );
+            assert!(
+                line.contains("decode on Apple M4 Pro took 2.24× its bound"),
+                "{line}"
+            );
+        }
+        None => {
+            assert!(page.contains("No measured split run between the two machines"));
+            assert!(
+                index.contains(&format!(
+                    "| `{ray}` | skipped: not a format silirep knows |"
+                )),
+                "the split file is read, but the page does not compare it"
+            );
+        }
+    }
+}

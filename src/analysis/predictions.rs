@@ -214,12 +214,14 @@ pub fn machine_roofs(
         },
     }
 
+    // The link between the machine's own devices (its GPUs): what multi-device work inside it
+    // crosses. Links that join hosts are planned per pair of machines, not here.
     if let Some(link) = measured_device_link(dataset, machine).or_else(|| {
         let d = datasheet.as_ref()?;
         catalog
             .machine_links(d)
             .into_iter()
-            .next()
+            .find(|l| !l.between_hosts)
             .map(datasheet_link_roof)
     }) {
         roofs.push(link);
@@ -341,6 +343,9 @@ pub struct PhasePredictions {
     /// one whose weights, gradients and Adam state fit (training).
     pub largest_for_inference: Option<ModelFit>,
     pub largest_for_training: Option<ModelFit>,
+    /// The training step split by tensor parallelism over two of the machine's own devices
+    /// joined by its device link, where it has one.
+    pub two_device_training: Option<TrainingSplit>,
 }
 
 pub fn predict_machine(
@@ -410,7 +415,30 @@ fn phase_predictions(
             None => Ok(None),
         }
     };
+    let device_link = roofs.roofs.iter().find_map(|r| match &r.kind {
+        RoofKind::Link { name } => Some(Link {
+            name: name.clone(),
+            bandwidth_bytes_per_s: r.rate,
+            latency_s: 0.0,
+            source: r.source.clone(),
+        }),
+        _ => None,
+    });
+    let two_device_training = device_link
+        .map(|link| {
+            silirep_model::plan_training_split(
+                shape,
+                ParallelStrategy::Tensor,
+                roofs,
+                roofs,
+                &link,
+                TRAINING_JOB,
+                None,
+            )
+        })
+        .transpose()?;
     Ok(PhasePredictions {
+        two_device_training,
         ttft: generation.ttft,
         decode,
         generation_end_to_end_s: generation.end_to_end_s,

@@ -228,7 +228,19 @@ fn machine_view(m: &MachinePredictions) -> MachinePredictionView {
             format::duration(phases.generation_end_to_end_s),
             format::sig3(phases.generation_tokens_per_s)
         ),
-        training: timed(&phases.training),
+        training: match &phases.two_device_training {
+            Some(t) => format!(
+                "{}; over two of its devices by tensor parallelism: {} (link {}, bound by {})",
+                timed(&phases.training),
+                format::duration(t.step_time_s),
+                format::duration(t.link_time_s),
+                match t.bound_by {
+                    SplitBound::Link => "the link",
+                    _ => "compute and memory",
+                }
+            ),
+            None => timed(&phases.training),
+        },
         fits: if m.memory.is_some() {
             format!(
                 "inference: {}; training: {}",
