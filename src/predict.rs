@@ -166,7 +166,7 @@ pub fn parse_link(text: &str) -> Result<ConfiguredLink> {
     Ok(ConfiguredLink {
         name: "the link given".into(),
         gbit_per_s,
-        source: format!("as given on the command line, --link {t}"),
+        source: format!("the rate given with --link {t}, not checked against any record"),
     })
 }
 

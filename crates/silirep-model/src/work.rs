@@ -647,4 +647,16 @@ mod tests {
         assert_eq!(half.flops, work.flops / 2.0);
         assert_eq!(half.bytes.total(), work.bytes.total() / 2.0);
     }
+
+    #[test]
+    fn counted_work_meets_the_roofs_as_its_totals() {
+        use crate::roofs::tests::machine;
+        let w = counted_work("decode", Dtype::F16, 1e9, 2e9);
+        assert_eq!(w.flops, 1e9);
+        assert_eq!(w.bytes.total(), 2e9);
+        // 1 GFLOP at 10 TFLOP/s is 0.1 ms; 2 GB at 100 GB/s is 20 ms: memory binds.
+        let p = crate::predict_phase(&w, &machine("m", 10e12, 100e9)).unwrap();
+        assert_eq!(p.bound_by, crate::RoofKind::Memory);
+        assert!((p.time_s - 0.02).abs() < 1e-15);
+    }
 }

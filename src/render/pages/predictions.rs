@@ -639,3 +639,138 @@ fn attention_claim(b: &BlockRates) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::catalog::Catalog;
+    use crate::analysis::predictions::{ConfiguredLink, ModelRequest, predict};
+    use crate::ingest::{Dataset, MachineInfo, MachineKey, Provenance, Record, Timing};
+    use silirep_core::{BandwidthOp, Dtype, KernelSpec};
+
+    fn key(label: &str) -> MachineKey {
+        MachineKey {
+            id: crate::util::slug(label),
+            label: label.into(),
+        }
+    }
+
+    fn record(machine: &MachineKey, spec: KernelSpec, time_s: f64) -> Record {
+        Record {
+            machine: machine.clone(),
+            framework: "test".into(),
+            spec,
+            timing: Some(Timing::Samples(vec![time_s; 5])),
+            verification: "passed".into(),
+            error: None,
+            run_id: None,
+            source: Provenance {
+                file: "t.json".into(),
+                json_path: "$".into(),
+            },
+            notes: vec![],
+            clock: None,
+            reported: Default::default(),
+        }
+    }
+
+    /// A machine whose f16 GEMM reaches `flops` and whose triad streams `bandwidth`.
+    fn machine(d: &mut Dataset, label: &str, flops: f64, bandwidth: f64) {
+        let m = key(label);
+        d.machines.insert(
+            m.clone(),
+            MachineInfo {
+                label: label.into(),
+                ..Default::default()
+            },
+        );
+        let gemm = KernelSpec::Gemm {
+            m: 4096,
+            n: 4096,
+            k: 4096,
+            dtype: Dtype::F16,
+        };
+        let triad = KernelSpec::Bandwidth {
+            op: BandwidthOp::Triad,
+            array_bytes: 1 << 30,
+            dtype: Dtype::F32,
+        };
+        let (gemm_s, triad_s) = (
+            gemm.flops().unwrap() / flops,
+            triad.bytes().unwrap() / bandwidth,
+        );
+        d.records.push(record(&m, gemm, gemm_s));
+        d.records.push(record(&m, triad, triad_s));
+    }
+
+    fn view(d: &Dataset, link: Option<&ConfiguredLink>) -> ModelLevelView {
+        let catalog = Catalog::built_in();
+        let rooflines = crate::analysis::rooflines::rooflines(d, &catalog);
+        let rates = crate::analysis::rates(d);
+        model_level_view(&predict(
+            d,
+            &rates,
+            &rooflines,
+            &catalog,
+            &ModelRequest::default(),
+            link,
+        ))
+    }
+
+    #[test]
+    fn the_pair_verdict_names_the_split_and_why_it_pays() {
+        // docs/model.md works this plan out by hand: 15.44 s against 16.56 s, 52 tokens.
+        let mut d = Dataset::default();
+        // The seed's roofs: a fast-compute, low-bandwidth prefiller and its opposite.
+        machine(&mut d, "Prefiller", 13.8e12, 119e9);
+        machine(&mut d, "Decoder", 6.08e12, 253e9);
+        let link = ConfiguredLink {
+            name: "bridge".into(),
+            gbit_per_s: 37.6,
+            source: "iperf3".into(),
+        };
+        let v = view(&d, Some(&link));
+        let pair = v.pair.unwrap();
+        assert_eq!(
+            pair.link,
+            "bridge, 4.70 GB/s per direction (measured: iperf3)"
+        );
+        assert!(
+            pair.verdict.starts_with(
+                "At the roofs the split (prefill on Prefiller, decode on Decoder) pays: 15.4 s \
+                 end to end against 16.6 s for Decoder alone, 1.11 s saved (6.7%)"
+            ),
+            "{}",
+            pair.verdict
+        );
+        assert!(pair.break_even.contains("from a 52-token prompt on"));
+        assert_eq!(pair.options.len(), 4);
+        assert!(pair.measured_split.is_empty());
+        assert!(
+            pair.claims
+                .iter()
+                .any(|c| c.starts_with("The link is not the bottleneck: holds"))
+        );
+    }
+
+    #[test]
+    fn a_missing_roof_is_said_not_guessed() {
+        let mut d = Dataset::default();
+        machine(&mut d, "Box", 1e12, 100e9);
+        d.records.retain(|r| r.spec.family() != "gemm");
+        let v = view(&d, None);
+        let m = &v.machines[0];
+        assert!(
+            m.missing
+                .as_deref()
+                .unwrap()
+                .contains("has no compute roof for f16"),
+            "{:?}",
+            m.missing
+        );
+        assert_eq!(m.decode, "—");
+        assert!(v.roofs.iter().any(|r| r.roof == "compute (f16)"
+            && r.source == "not measured, and not in the datasheet catalog"));
+        assert!(v.pair.is_none() && v.pair_missing.is_none());
+    }
+}
