@@ -33,6 +33,12 @@ pub enum Command {
     /// `silirep measure --peer HOST:PORT` on the other.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Predict a model's prefill, TTFT, decode and training bounds from measured roofs: one
+    /// machine, or prefill on one and decode on another over a link.
+    #[command(
+        after_help = "Examples:\n  silirep predict results/ --machine \"Apple M5\"\n  silirep predict results/ --model mistral-7b --prefill \"Apple M5\" --decode \"Apple M4 Pro\" --link 37.6Gbps\n  silirep predict results/ --model llama-3-8b --machine nvidia-h200-8f0cc4b3 --json\n\nModels: mistral-7b, llama-3-8b, llama-3-70b, mixtral-8x7b (f16). Without --link, two\nmachines are joined by the slower of their datasheet links, and the output says so."
+    )]
+    Predict(PredictArgs),
     /// Print the JSON Schema of a result file (results schema v1).
     #[command(after_help = "Example:\n  silirep schema > run-v1.schema.json")]
     Schema,
@@ -172,4 +178,38 @@ pub struct LinkServeArgs {
     /// Say what every connection did.
     #[arg(long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// A directory of result files (searched recursively) or one file.
+    pub results: PathBuf,
+    /// Model preset: mistral-7b, llama-3-8b, llama-3-70b, mixtral-8x7b.
+    #[arg(long, default_value = "mistral-7b")]
+    pub model: String,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 871)]
+    pub prompt_tokens: u64,
+    /// Tokens generated after the prompt.
+    #[arg(long, default_value_t = 256)]
+    pub new_tokens: u64,
+    /// One machine to predict (its label or id).
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// The machine that prefills (label or id); needs --decode.
+    #[arg(long)]
+    pub prefill: Option<String>,
+    /// The machine that decodes (label or id); needs --prefill.
+    #[arg(long)]
+    pub decode: Option<String>,
+    /// Bandwidth of the link between --prefill and --decode, per direction: 37.6Gbps,
+    /// 4.7GB/s, 400Mbps.
+    #[arg(long)]
+    pub link: Option<String>,
+    /// Print the predictions as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// JSON datasheet catalog extending the built-in one.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }

@@ -230,7 +230,15 @@ fn render_analysis(
             Err(e) => eprintln!("warning: chart {folder}{} not drawn: {e}", chart.stem),
         }
     }
-    let view = pages::report_view(
+    let predictions = analysis::predictions::predict(
+        &subset,
+        &analysis.rates,
+        &analysis.rooflines,
+        catalog,
+        &set.request,
+        set.link.as_ref(),
+    );
+    let mut view = pages::report_view(
         &subset,
         &analysis,
         &rendered_charts,
@@ -238,6 +246,7 @@ fn render_analysis(
         generated,
         place,
     );
+    view.model_level = Some(pages::predictions::model_level_view(&predictions));
     outputs.add(
         &format!("{folder}index.md"),
         pages::render(templates, "index.md.tera", &view)?.into_bytes(),

@@ -44,6 +44,8 @@ pub struct ReportView {
     pub rooflines: Vec<RooflineView>,
     pub charts: Vec<ChartView>,
     pub inventory_md: String,
+    /// The "Model-level predictions" section, set by the report for each analysis.
+    pub model_level: Option<super::predictions::ModelLevelView>,
 }
 
 #[derive(Serialize)]
@@ -371,5 +373,6 @@ pub fn report_view(
             })
             .collect(),
         inventory_md,
+        model_level: None,
     }
 }

@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod index;
 pub mod machine;
+pub mod predictions;
 mod text;
 
 pub use analysis::{AnalysisPlace, report_view};
