@@ -55,6 +55,12 @@ pub fn size_label(spec: &KernelSpec) -> String {
             bytes_text(*bytes as f64),
             silirep_core::kernels::devices_label(devices)
         ),
+        KernelSpec::Network {
+            streams,
+            peer,
+            bytes,
+            ..
+        } => format!("{} to {peer}, {streams} streams", bytes_text(*bytes as f64)),
     }
 }
 

@@ -221,6 +221,60 @@ pub enum ModelPhase {
     Decode,
     /// Forward + backward + optimizer step (fine-tuning).
     Train,
+    /// Moving a prefill's KV cache to the machine that decodes (disaggregated inference):
+    /// serialise, send, receive, as the source timed it. `tokens` are the prompt's tokens.
+    KvTransfer,
+    /// One whole request, prompt in to last token out, every stage included. `tokens` are
+    /// the tokens generated.
+    EndToEnd,
+}
+
+impl ModelPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPhase::Prefill => "prefill",
+            ModelPhase::Decode => "decode",
+            ModelPhase::Train => "train",
+            ModelPhase::KvTransfer => "kv_transfer",
+            ModelPhase::EndToEnd => "end_to_end",
+        }
+    }
+}
+
+/// The transport of a network transfer between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkProtocol {
+    Tcp,
+    Udp,
+}
+
+impl NetworkProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkProtocol::Tcp => "tcp",
+            NetworkProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// Which host sent the bytes of a network transfer, as the tool that measured it names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkDirection {
+    /// The measuring host (iperf3's client) sends.
+    ClientToServer,
+    /// The measuring host receives (iperf3 `-R`).
+    ServerToClient,
+}
+
+impl NetworkDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkDirection::ClientToServer => "client_to_server",
+            NetworkDirection::ServerToClient => "server_to_client",
+        }
+    }
 }
 
 /// Which way a host transfer moves its bytes.
@@ -417,6 +471,15 @@ pub enum KernelSpec {
         /// Total parameter count when known; enables the 2·P / 6·P FLOP estimates.
         params: Option<u64>,
     },
+    /// `bytes` carried between two hosts over `streams` parallel connections to `peer` (as
+    /// the measuring tool wrote the address), e.g. an iperf3 run. Imported, not measured.
+    Network {
+        protocol: NetworkProtocol,
+        direction: NetworkDirection,
+        streams: u64,
+        peer: String,
+        bytes: u64,
+    },
 }
 
 impl KernelSpec {
@@ -432,7 +495,8 @@ impl KernelSpec {
             KernelSpec::Model { .. } => "model",
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => "interconnect",
+            | KernelSpec::Collective { .. }
+            | KernelSpec::Network { .. } => "interconnect",
         }
     }
 
@@ -459,17 +523,18 @@ impl KernelSpec {
             }
             KernelSpec::Decode { .. } => "decode".into(),
             KernelSpec::IntensitySweep { .. } => "intensity_sweep".into(),
-            KernelSpec::Model { phase, .. } => match phase {
-                ModelPhase::Prefill => "model_prefill".into(),
-                ModelPhase::Decode => "model_decode".into(),
-                ModelPhase::Train => "model_train".into(),
-            },
+            KernelSpec::Model { phase, .. } => format!("model_{}", phase.name()),
             KernelSpec::PeerCopy { .. } => "peer_copy".into(),
             KernelSpec::HostTransfer { direction, .. } => match direction {
                 TransferDirection::HostToDevice => "host_to_device".into(),
                 TransferDirection::DeviceToHost => "device_to_host".into(),
             },
             KernelSpec::Collective { op, .. } => op.name().into(),
+            KernelSpec::Network {
+                protocol,
+                direction,
+                ..
+            } => format!("{}_{}", protocol.name(), direction.name()),
         }
     }
 
@@ -484,7 +549,9 @@ impl KernelSpec {
             | KernelSpec::Collective { dtype, .. } => Some(*dtype),
             KernelSpec::Model { precision, .. } => Dtype::parse(precision),
             // Bytes are copied, whatever they encode.
-            KernelSpec::PeerCopy { .. } | KernelSpec::HostTransfer { .. } => None,
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::Network { .. } => None,
         }
     }
 
@@ -517,7 +584,8 @@ impl KernelSpec {
             KernelSpec::Model { seq_len, .. } => *seq_len,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes,
         }
     }
 
@@ -534,7 +602,8 @@ impl KernelSpec {
             KernelSpec::IntensitySweep { .. } => SizeMeaning::FmasPerElement,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => SizeMeaning::TransferBytes,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::Network { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -597,7 +666,7 @@ impl KernelSpec {
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
             } => f(*elements) * dtype.size_bytes(),
-            KernelSpec::Model { .. } => return None,
+            KernelSpec::Model { .. } | KernelSpec::Network { .. } => return None,
             // On each GPU: a transfer's one buffer there, a collective's input and output.
             KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
                 f(*bytes)
@@ -640,7 +709,8 @@ impl KernelSpec {
             } => *fmas_per_element = size,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes = size,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes = size,
         }
         spec
     }
@@ -696,6 +766,12 @@ impl KernelSpec {
             KernelSpec::Collective { devices, bytes, .. } => {
                 format!("devices={} bytes={bytes}", devices_label(devices))
             }
+            KernelSpec::Network {
+                streams,
+                peer,
+                bytes,
+                ..
+            } => format!("streams={streams} peer={peer} bytes={bytes}"),
         }
     }
 
@@ -758,6 +834,8 @@ impl KernelSpec {
                 let per_token = match phase {
                     ModelPhase::Prefill | ModelPhase::Decode => 2.0 * params,
                     ModelPhase::Train => 6.0 * params,
+                    // Moving a cache and a whole request's stages are not counted as FLOPs.
+                    ModelPhase::KvTransfer | ModelPhase::EndToEnd => return None,
                 };
                 per_token * (*tokens as f64)
             }
@@ -765,7 +843,8 @@ impl KernelSpec {
             // nccl-tests.
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => return None,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::Network { .. } => return None,
         })
     }
 
@@ -835,7 +914,8 @@ impl KernelSpec {
             // What crosses the link once; see `bus_bytes` for the collectives' bus traffic.
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes as f64,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes as f64,
         })
     }
 
@@ -848,9 +928,9 @@ impl KernelSpec {
             KernelSpec::Collective {
                 op, bytes, devices, ..
             } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
-            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
-                Some(*bytes as f64)
-            }
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => Some(*bytes as f64),
             _ => None,
         }
     }

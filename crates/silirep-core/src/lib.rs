@@ -15,6 +15,6 @@ pub mod schema;
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
-    ModelPhase, Pass, SizeMeaning, TransferDirection,
+    ModelPhase, NetworkDirection, NetworkProtocol, Pass, SizeMeaning, TransferDirection,
 };
 pub use schema::{Measurement, RunFile};

@@ -20,6 +20,7 @@ fn import(
         file_name: name,
         doc: &doc,
         folder_machine: &key,
+        folder_described: true,
     };
     let all = super::super::importers();
     let Some(importer) = all.iter().find(|i| i.recognises(&view)) else {
