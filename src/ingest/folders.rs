@@ -53,7 +53,10 @@ fn run_in_folder(folder: &Path) -> Option<MachineKey> {
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        })
         .collect();
     names.sort();
     names.iter().find_map(|path| {

@@ -60,7 +60,12 @@ impl Importer for Iperf3 {
         if streams == 0 {
             return Err(test.get("num_streams")?.error("at least one stream").into());
         }
-        let reverse = test.opt("reverse").map(|r| r.u64()).transpose()?.unwrap_or(0) != 0;
+        let reverse = test
+            .opt("reverse")
+            .map(|r| r.u64())
+            .transpose()?
+            .unwrap_or(0)
+            != 0;
         if test.opt("bidir").map(|b| b.u64()).transpose()?.unwrap_or(0) != 0 {
             out.warn(
                 file,
@@ -110,7 +115,10 @@ impl Importer for Iperf3 {
             }
         }
         if let Some(cpu) = end.opt("cpu_utilization_percent") {
-            for (key, name) in [("host_total", "cpu_client_percent"), ("remote_total", "cpu_server_percent")] {
+            for (key, name) in [
+                ("host_total", "cpu_client_percent"),
+                ("remote_total", "cpu_server_percent"),
+            ] {
                 if let Some(v) = cpu.opt(key) {
                     totals.insert(name.into(), v.f64()?);
                 }
@@ -140,9 +148,16 @@ impl Importer for Iperf3 {
         );
         record.notes.push(format!(
             "{version}, {streams} stream(s) to {peer}{}: {how}",
-            if reverse { ", reverse (-R: the server sent)" } else { "" }
+            if reverse {
+                ", reverse (-R: the server sent)"
+            } else {
+                ""
+            }
         ));
-        if let (Some(&received), Some(&rate)) = (totals.get("bytes_received"), totals.get("bytes_per_s_received")) {
+        if let (Some(&received), Some(&rate)) = (
+            totals.get("bytes_received"),
+            totals.get("bytes_per_s_received"),
+        ) {
             record.notes.push(format!(
                 "iperf3's receiver total: {received} bytes at {:.3} Gbit/s (reported bytes_per_s_received)",
                 rate * 8.0 / 1e9
@@ -252,7 +267,9 @@ fn network_record(
     Record {
         machine: machine.clone(),
         framework: framework.into(),
-        error: timing.is_none().then(|| "no interval carried any bytes".to_string()),
+        error: timing
+            .is_none()
+            .then(|| "no interval carried any bytes".to_string()),
         spec,
         timing,
         verification: "not_reported".into(),
@@ -277,7 +294,9 @@ fn bytes_and_seconds(node: &Node) -> Result<(f64, f64), ImportError> {
     let seconds_node = node.get("seconds")?;
     let seconds = seconds_node.f64()?;
     if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(seconds_node.error("a non-negative number of seconds").into());
+        return Err(seconds_node
+            .error("a non-negative number of seconds")
+            .into());
     }
     Ok((bytes, seconds))
 }

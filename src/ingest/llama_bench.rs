@@ -54,7 +54,13 @@ impl Importer for LlamaBenchJson {
         for item in file.root().array()? {
             let location = item.path().to_string();
             let test = Test::from_json(&item, &location)?;
-            import_test(file.rel_path, file.folder_machine, file.folder_described, &test, out)?;
+            import_or_warn(
+                file.rel_path,
+                file.folder_machine,
+                file.folder_described,
+                &test,
+                out,
+            );
         }
         Ok(())
     }
@@ -87,12 +93,21 @@ impl TextImporter for LlamaBenchJsonl {
                 out.warn_at(
                     file.rel_path,
                     &location,
-                    format!("non-finite token {} at {} read as a missing value", token.token, token.path),
+                    format!(
+                        "non-finite token {} at {} read as a missing value",
+                        token.token, token.path
+                    ),
                 );
             }
             let node = Node::root(&parsed.value);
             let test = Test::from_json(&node, &location)?;
-            import_test(file.rel_path, file.folder_machine, file.folder_described, &test, out)?;
+            import_or_warn(
+                file.rel_path,
+                file.folder_machine,
+                file.folder_described,
+                &test,
+                out,
+            );
         }
         Ok(())
     }
@@ -164,7 +179,13 @@ impl TextImporter for LlamaBenchCsv {
                 location: location.clone(),
                 separator: ", column ",
             };
-            import_test(file.rel_path, file.folder_machine, file.folder_described, &test, out)?;
+            import_or_warn(
+                file.rel_path,
+                file.folder_machine,
+                file.folder_described,
+                &test,
+                out,
+            );
         }
         Ok(())
     }
@@ -189,7 +210,11 @@ impl Test {
         Ok(Test {
             values,
             location: location.to_string(),
-            separator: if location.starts_with('$') { "." } else { ", member " },
+            separator: if location.starts_with('$') {
+                "."
+            } else {
+                ", member "
+            },
         })
     }
 
@@ -264,6 +289,26 @@ impl Test {
     }
 }
 
+/// One bad test costs that test, with a warning naming it, not the file.
+fn import_or_warn(
+    rel_path: &str,
+    folder_machine: &MachineKey,
+    folder_described: bool,
+    test: &Test,
+    out: &mut Imported,
+) {
+    if let Err(e) = import_test(rel_path, folder_machine, folder_described, test, out) {
+        let (location, message) = match e {
+            ImportError::Invalid { path, message } => (path, message),
+            ImportError::Shape(shape) => (
+                shape.path.clone(),
+                format!("expected {}, found {}", shape.expected, shape.found),
+            ),
+        };
+        out.warn_at(rel_path, &location, format!("{message}: test left out"));
+    }
+}
+
 fn import_test(
     rel_path: &str,
     folder_machine: &MachineKey,
@@ -279,7 +324,11 @@ fn import_test(
     };
     let (phase, tokens, seq_len, what) = match (n_prompt, n_gen) {
         (0, 0) => {
-            out.warn_at(rel_path, &test.location, "a test with n_prompt = n_gen = 0: left out");
+            out.warn_at(
+                rel_path,
+                &test.location,
+                "a test with n_prompt = n_gen = 0: left out",
+            );
             return Ok(());
         }
         (p, 0) => (
@@ -298,7 +347,9 @@ fn import_test(
             ModelPhase::EndToEnd,
             p + g,
             n_depth + p,
-            format!("pg{p},{g}: a {p}-token prompt then {g} generated tokens, counted together as llama-bench counts its t/s"),
+            format!(
+                "pg{p},{g}: a {p}-token prompt then {g} generated tokens, counted together as llama-bench counts its t/s"
+            ),
         ),
     };
     let model_type = test.text("model_type").unwrap_or_default();
@@ -332,9 +383,14 @@ fn import_test(
             Some(Timing::Samples(s.iter().map(|ns| ns / 1e9).collect())),
             None,
         ),
-        (None, Some(avg)) if avg.is_finite() && avg > 0.0 => (Some(Timing::Single(avg / 1e9)), None),
+        (None, Some(avg)) if avg.is_finite() && avg > 0.0 => {
+            (Some(Timing::Single(avg / 1e9)), None)
+        }
         (None, Some(avg)) => (None, Some(format!("invalid time: avg_ns is {avg}"))),
-        (None, None) => (None, Some("no time recorded (avg_ns is missing)".to_string())),
+        (None, None) => (
+            None,
+            Some("no time recorded (avg_ns is missing)".to_string()),
+        ),
     };
     let machine = machine(test, folder_machine, folder_described);
     let mut record = Record {
@@ -368,7 +424,9 @@ fn import_test(
     .filter_map(|(key, name)| test.text(key).map(|v| format!("{name} {v}")))
     .collect();
     if !settings.is_empty() {
-        record.notes.push(format!("llama-bench: {}", settings.join(", ")));
+        record
+            .notes
+            .push(format!("llama-bench: {}", settings.join(", ")));
     }
     if samples.is_none() && record.timing.is_some() {
         record.notes.push(
@@ -428,7 +486,11 @@ fn precision_of(model_type: &str) -> String {
     match size_at {
         Some(i) if i + 1 < tokens.len() => {
             let rest = &tokens[i + 1..];
-            let rest = if rest.first() == Some(&"mostly") { &rest[1..] } else { rest };
+            let rest = if rest.first() == Some(&"mostly") {
+                &rest[1..]
+            } else {
+                rest
+            };
             rest.join(" ")
         }
         _ => model_type.to_string(),
@@ -458,7 +520,13 @@ fn machine(test: &Test, folder_machine: &MachineKey, folder_described: bool) -> 
     if label.trim().is_empty() {
         return folder_machine.clone();
     }
-    tool_machine(label.trim(), "", cpu.trim(), gpu.as_deref().map(str::trim), None)
+    tool_machine(
+        label.trim(),
+        "",
+        cpu.trim(),
+        gpu.as_deref().map(str::trim),
+        None,
+    )
 }
 
 #[cfg(test)]

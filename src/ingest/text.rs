@@ -92,8 +92,16 @@ mod tests {
         );
         assert_eq!(split_csv_line("").unwrap(), vec![""]);
         assert_eq!(split_csv_line("a,").unwrap(), vec!["a", ""]);
-        assert!(split_csv_line("\"open").unwrap_err().contains("never closed"));
-        assert!(split_csv_line("\"a\"b").unwrap_err().contains("after a closing quote"));
+        assert!(
+            split_csv_line("\"open")
+                .unwrap_err()
+                .contains("never closed")
+        );
+        assert!(
+            split_csv_line("\"a\"b")
+                .unwrap_err()
+                .contains("after a closing quote")
+        );
     }
 
     #[test]

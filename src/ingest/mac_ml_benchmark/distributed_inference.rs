@@ -131,7 +131,14 @@ impl Importer for DistributedInference {
                 let transfer = tcp_transfer_record(out, &ctx, &prefill_machine, &runs)?;
                 out.records.push(transfer);
                 if let Some(results) = root.opt("decode_results") {
-                    decode_results(out, &ctx, &prefill_machine, &decode_machine, &root, &results)?;
+                    decode_results(
+                        out,
+                        &ctx,
+                        &prefill_machine,
+                        &decode_machine,
+                        &root,
+                        &results,
+                    )?;
                 }
             }
             "ray_disaggregated" => {
@@ -370,10 +377,7 @@ fn decode_record(
     record
         .reported
         .insert("tokens_per_s_over_runs".into(), overall_rate);
-    if let Some(avg) = root
-        .opt("averaged")
-        .and_then(|a| a.opt("tokens_per_sec"))
-    {
+    if let Some(avg) = root.opt("averaged").and_then(|a| a.opt("tokens_per_sec")) {
         let stated = avg.f64()?;
         record
             .reported
@@ -430,7 +434,10 @@ fn end_to_end_record(
         (
             total_tokens,
             Timing::Single(total_s),
-            format!("one value over all runs ({} tokens generated)", counts.join(", ")),
+            format!(
+                "one value over all runs ({} tokens generated)",
+                counts.join(", ")
+            ),
         )
     };
     let mut record = ctx.record(
@@ -445,9 +452,10 @@ fn end_to_end_record(
          generated"
     ));
     if role == "ray_disaggregated" {
-        record
-            .notes
-            .push("spans both machines: prefill on the M5, KV move through Ray, decode on the M4 Pro".into());
+        record.notes.push(
+            "spans both machines: prefill on the M5, KV move through Ray, decode on the M4 Pro"
+                .into(),
+        );
     }
     Ok(record)
 }

@@ -30,19 +30,19 @@ mod gemm_comparison;
 mod layer_benchmark;
 mod not_imported;
 pub mod system_info;
-mod traffic;
 #[cfg(test)]
 mod tests;
+mod traffic;
 
 use benchmark_lists::FrameworkBenchmarks;
+use distributed_inference::DistributedInference;
 use fine_tuning::FineTuning;
 use framework_comparison::FrameworkComparison;
 use gemm_comparison::GemmComparison;
 use layer_benchmark::LayerBenchmark;
-use distributed_inference::DistributedInference;
 use not_imported::MfuSummary;
-use traffic::{FineTuneTrafficSummary, Traffic};
 use system_info::SystemInfo;
+use traffic::{FineTuneTrafficSummary, Traffic};
 
 /// Relative difference allowed between a rate the file reports and the one we derive.
 const RATE_TOLERANCE: f64 = 0.02;

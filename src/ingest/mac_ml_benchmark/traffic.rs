@@ -83,7 +83,12 @@ impl Importer for Traffic {
                 );
                 continue;
             };
-            if !(t.is_finite() && t >= 0.0) || send < 0.0 || recv < 0.0 || !send.is_finite() || !recv.is_finite() {
+            if !(t.is_finite() && t >= 0.0)
+                || send < 0.0
+                || recv < 0.0
+                || !send.is_finite()
+                || !recv.is_finite()
+            {
                 out.warn(
                     file,
                     item.path(),
@@ -98,11 +103,17 @@ impl Importer for Traffic {
                 out.warn(
                     file,
                     item.path(),
-                    format!("timestamp {t} s is earlier than the previous sample's ({previous_t} s)"),
+                    format!(
+                        "timestamp {t} s is earlier than the previous sample's ({previous_t} s)"
+                    ),
                 );
             }
             previous_t = t;
-            counted = match (counted, counter(&item, "send_bytes")?, counter(&item, "recv_bytes")?) {
+            counted = match (
+                counted,
+                counter(&item, "send_bytes")?,
+                counter(&item, "recv_bytes")?,
+            ) {
                 (Some((s, r)), Some(ds), Some(dr)) => Some((s + ds, r + dr)),
                 _ => None,
             };
@@ -177,7 +188,10 @@ impl Importer for Traffic {
         let machines = if file.folder_described {
             vec![file.folder_machine.clone()]
         } else {
-            ["M5", "M4_Pro"].iter().filter_map(|n| seed_machine(n)).collect()
+            ["M5", "M4_Pro"]
+                .iter()
+                .filter_map(|n| seed_machine(n))
+                .collect()
         };
         out.captures.push(TrafficCapture {
             source: file.provenance("$.samples"),
@@ -200,7 +214,11 @@ impl Importer for Traffic {
 
 /// A byte counter of one sample, `None` when the sample has none.
 fn counter(item: &Node, key: &str) -> Result<Option<f64>, ImportError> {
-    Ok(item.opt(key).map(|n| n.f64_or_missing()).transpose()?.flatten())
+    Ok(item
+        .opt(key)
+        .map(|n| n.f64_or_missing())
+        .transpose()?
+        .flatten())
 }
 
 pub(super) struct FineTuneTrafficSummary;
