@@ -1225,6 +1225,39 @@ mod tests {
         assert_eq!(big.flops(), Some(2.0 * 2048f64.powi(3)));
     }
 
+    #[test]
+    fn imported_phases_and_network_transfers_count_what_they_move() {
+        let kv = KernelSpec::Model {
+            model: "m".into(),
+            phase: ModelPhase::KvTransfer,
+            precision: "float16".into(),
+            batch: 1,
+            seq_len: 871,
+            tokens: 871,
+            params: Some(7_000_000_000),
+        };
+        assert_eq!(kv.name(), "model_kv_transfer");
+        // Moving a cache is not arithmetic, whatever the model's size.
+        assert_eq!(kv.flops(), None);
+        assert_eq!(kv.tokens(), Some(871.0));
+        let net = KernelSpec::Network {
+            protocol: NetworkProtocol::Tcp,
+            direction: NetworkDirection::ServerToClient,
+            streams: 4,
+            peer: "10.0.0.2".into(),
+            bytes: 1000,
+        };
+        assert_eq!(net.name(), "tcp_server_to_client");
+        assert_eq!(net.family(), "interconnect");
+        assert_eq!(
+            (net.bytes(), net.bus_bytes(), net.flops()),
+            (Some(1000.0), Some(1000.0), None)
+        );
+        assert_eq!(net.params_label(), "streams=4 peer=10.0.0.2 bytes=1000");
+        let text = serde_json::to_string(&net).unwrap();
+        assert_eq!(serde_json::from_str::<KernelSpec>(&text).unwrap(), net);
+    }
+
     /// nccl-tests' `*GetBw` factors (src/all_reduce.cu: 2(n−1)/n; all_gather.cu,
     /// reduce_scatter.cu, alltoall.cu: (n−1)/n; broadcast.cu, sendrecv.cu: 1), at 2 and 8 ranks.
     #[test]
