@@ -437,7 +437,12 @@ fn hostile_inputs_are_named_failures_or_warnings() {
         "empty_capture.json",
         r#"{"metadata": {"interface": "en0", "sample_rate_hz": 100}, "markers": [], "samples": []}"#,
     );
-    write(p, "README.md", "# Notes\n\nsize count type, 12 34\n");
+    // A README quoting nccl-tests output is documentation, not a log.
+    write(
+        p,
+        "README.md",
+        &format!("# How we ran it\n\n```\n{log}```\n"),
+    );
     write(
         p,
         "notes.log",

@@ -5,9 +5,10 @@
 //! One [`Importer`] per JSON format and one [`TextImporter`] per text format (nccl-tests
 //! logs, llama-bench CSV and JSONL); adding a format is one new file and one line in
 //! [`importers`] or [`text_importers`]. Files are recognised by their content, not their
-//! extension: every file under the root is read, JSON is tried first, then the text formats;
-//! a text file no format claims (a README, notes) is passed over silently, while a `.json`
-//! file no format claims is listed as unrecognised. A bad file never stops the others from
+//! extension: every file under the root is read, JSON is tried first, then the text formats
+//! (Markdown files excepted: documentation that quotes a tool's output is not a result); a
+//! text file no format claims (notes, a log of something else) is passed over silently, while
+//! a `.json` file no format claims is listed as unrecognised. A bad file never stops the others from
 //! loading: its problem is recorded with the file, the position and what was expected, and
 //! the caller decides (`--strict`) whether that is fatal.
 //!
@@ -365,6 +366,11 @@ pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
     Ok(dataset)
 }
 
+fn is_markdown(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
+}
+
 fn is_json(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
@@ -461,6 +467,10 @@ fn load_file(
             let result = importer.import(&view, &mut imported);
             return finish(dataset, &rel_path, importer.format_name(), result, imported);
         }
+    }
+    // Markdown is documentation: a README quoting a tool's output must not become results.
+    if is_markdown(path) {
+        return;
     }
     let view = TextView {
         rel_path: &rel_path,

@@ -655,6 +655,32 @@ mod tests {
     }
 
     #[test]
+    fn per_iteration_columns_are_skipped_over() {
+        let log = "\
+# Collective test starting: sendrecv_perf
+# nThread 1 nGpus 2 minBytes 8 maxBytes 8 step: 2(factor) warmup iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0 unalign: 0
+# Using devices
+#  Rank  0 Group  0 Pid   1 on h device  0 [0000:19:00] NVIDIA H200
+#  Rank  1 Group  0 Pid   1 on h device  1 [0000:3b:00] NVIDIA H200
+#       size         count      type   redop    root     time   algbw   busbw #wrong    i_min    i_max    i_p99    i_cv%     time   algbw   busbw #wrong    i_min    i_max    i_p99    i_cv%
+     8000000       2000000     float     sum      -1    80.00  100.00  100.00      0    79.00    81.00    81.00     0.50    40.00  200.00  200.00      0    39.00    41.00    41.00     0.40
+# Avg bus bandwidth    : 150
+";
+        let (out, result) = run(log);
+        result.unwrap();
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        assert_eq!(out.records[0].timing, Some(Timing::Single(80e-6)));
+        assert_eq!(out.records[1].timing, Some(Timing::Single(40e-6)));
+        assert!(matches!(
+            out.records[0].spec,
+            KernelSpec::Collective {
+                op: CollectiveOp::SendRecv,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn hostile_numbers_are_warnings_not_panics() {
         let nan = LOG.replace("   20.00   52.43", "     nan   52.43");
         let (out, result) = run(&nan);
