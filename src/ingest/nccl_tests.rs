@@ -345,7 +345,7 @@ fn import_section(
     let Some(program) = &section.program else {
         return Err(ImportError::Invalid {
             path: at,
-            message: "cannot tell which collective this section measured: nccl-tests 2.14 and \
+            message: "cannot tell which collective this section measured: nccl-tests 2.16.7 and \
                       later print `# Collective test starting: <binary>`; for older logs, keep \
                       the command line (e.g. `./build/all_reduce_perf -b 8 -e 128M -g 2`) in \
                       the log before its output"
