@@ -18,7 +18,7 @@
 use super::node::Node;
 use super::record::{MachineKey, Record, Timing};
 use super::text::tool_machine;
-use super::{FileView, ImportError, Imported, Importer};
+use super::{FileView, ImportError, Imported, Importer, MachineInfo};
 use silirep_core::{KernelSpec, NetworkDirection, NetworkProtocol};
 use std::collections::BTreeMap;
 
@@ -90,6 +90,17 @@ impl Importer for Iperf3 {
             .transpose()?
             .unwrap_or_default();
         let machine = machine(file, &system_info);
+        if !file.folder_described && !system_info.is_empty() {
+            out.machines.push((
+                machine.clone(),
+                MachineInfo {
+                    label: machine.label.clone(),
+                    os: Some(system_info.clone()),
+                    described_by: vec![file.rel_path.to_string()],
+                    ..Default::default()
+                },
+            ));
+        }
         let version = start
             .opt("version")
             .map(|v| v.str().map(str::to_string))

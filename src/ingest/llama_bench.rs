@@ -18,7 +18,7 @@
 use super::node::Node;
 use super::record::{MachineKey, Record, Timing};
 use super::text::{split_csv_line, tool_machine};
-use super::{FileView, ImportError, Imported, Importer, TextImporter, TextView};
+use super::{FileView, ImportError, Imported, Importer, MachineInfo, TextImporter, TextView};
 use serde_json::Value;
 use silirep_core::{KernelSpec, ModelPhase};
 use std::collections::BTreeMap;
@@ -393,6 +393,19 @@ fn import_test(
         ),
     };
     let machine = machine(test, folder_machine, folder_described);
+    if !folder_described && machine != *folder_machine {
+        let text = |key: &str| test.text(key).filter(|v| !v.trim().is_empty());
+        out.machines.push((
+            machine.clone(),
+            MachineInfo {
+                label: machine.label.clone(),
+                cpu_model: text("cpu_info"),
+                accelerator: text("gpu_info"),
+                described_by: vec![rel_path.to_string()],
+                ..Default::default()
+            },
+        ));
+    }
     let mut record = Record {
         machine,
         framework: "llama_cpp".into(),

@@ -21,7 +21,7 @@
 
 use super::record::{Record, Timing};
 use super::text::tool_machine;
-use super::{ImportError, Imported, TextImporter, TextView};
+use super::{ImportError, Imported, MachineInfo, TextImporter, TextView};
 use silirep_core::{CollectiveOp, Dtype, KernelSpec};
 use std::collections::BTreeMap;
 
@@ -403,6 +403,17 @@ fn import_section(
             Some(&devices_text),
         )
     };
+    if !file.folder_described {
+        out.machines.push((
+            machine.clone(),
+            MachineInfo {
+                label: machine.label.clone(),
+                accelerator: Some(gpu.clone()),
+                described_by: vec![file.rel_path.to_string()],
+                ..Default::default()
+            },
+        ));
+    }
     let ranks = section.ranks.len() as u64;
     let factor = op.bus_bandwidth_factor(ranks);
     let mut unsupported_types: BTreeMap<&str, usize> = BTreeMap::new();
