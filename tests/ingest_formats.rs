@@ -240,6 +240,7 @@ fn iperf3_captures_give_summed_and_per_stream_throughput_both_directions() {
     let r = one[0];
     assert_eq!(r.framework, "iperf3");
     assert_eq!(r.machine.label, "vm");
+    assert!(r.machine.id.starts_with("vm-"), "{}", r.machine.id);
     let KernelSpec::Network {
         direction,
         streams,

@@ -3,6 +3,7 @@
 
 use super::record::MachineKey;
 use crate::util::machine_id::{MachineFacts, machine_id};
+use crate::util::slug;
 
 /// One CSV line split into fields (RFC 4180: fields may be quoted, `""` is a quote inside a
 /// quoted field). Fields spanning lines are not supported: the tools read here write none.
@@ -67,15 +68,23 @@ pub fn tool_machine(
     accelerator: Option<&str>,
     devices: Option<&str>,
 ) -> MachineKey {
+    let id = machine_id(&MachineFacts {
+        host_identity: host,
+        cpu_model: cpu,
+        cpu_threads: None,
+        memory_bytes: None,
+        accelerator,
+        devices,
+    });
+    // With neither accelerator nor CPU named (iperf3 names only the host), the id leads with
+    // the label rather than the placeholder `machine`.
+    let lead: String = slug(label).chars().take(40).collect();
+    let id = match id.strip_prefix("machine-") {
+        Some(hash) if !lead.is_empty() => format!("{}-{hash}", lead.trim_end_matches('-')),
+        _ => id,
+    };
     MachineKey {
-        id: machine_id(&MachineFacts {
-            host_identity: host,
-            cpu_model: cpu,
-            cpu_threads: None,
-            memory_bytes: None,
-            accelerator,
-            devices,
-        }),
+        id,
         label: label.to_string(),
     }
 }
@@ -112,5 +121,7 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.id, c.id);
         assert!(a.id.starts_with("nvidia-h200-"), "{}", a.id);
+        let host_only = tool_machine("lab-box", "Linux lab-box 6.1", "", None, None);
+        assert!(host_only.id.starts_with("lab-box-"), "{}", host_only.id);
     }
 }
