@@ -72,8 +72,11 @@ fn quick_suite_writes_a_valid_run_that_report_reads() {
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.backend.name, "cpu");
     assert!(run.finished_at.is_some());
-    let families: std::collections::BTreeSet<&str> =
-        run.measurements.iter().map(|m| m.spec.family()).collect();
+    let families: std::collections::BTreeSet<&str> = run
+        .measurements
+        .iter()
+        .map(|m| m.spec.family().name())
+        .collect();
     for family in [
         "gemm",
         "bandwidth",

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// What must match for two records to be compared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct ConfigKey {
-    pub family: String,
+    pub family: silirep_core::KernelFamily,
     pub kernel: String,
     pub precision: String,
     /// Sort key before the label so sizes order numerically.
@@ -43,7 +43,7 @@ impl ConfigKey {
                 .to_string()
         };
         ConfigKey {
-            family: record.spec.family().to_string(),
+            family: record.spec.family(),
             kernel: record.spec.name(),
             precision: record.spec.precision_label(),
             primary_size: record.spec.primary_size(),
@@ -81,7 +81,7 @@ pub struct ComparisonRow {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FamilySummary {
-    pub family: String,
+    pub family: silirep_core::KernelFamily,
     pub rows: usize,
     pub geomean: silirep_stats::GeoMean,
 }
@@ -209,10 +209,10 @@ fn compare_records(
 }
 
 fn summarise_families(rows: &[ComparisonRow]) -> Vec<FamilySummary> {
-    let mut by_family: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut by_family: BTreeMap<silirep_core::KernelFamily, Vec<f64>> = BTreeMap::new();
     for r in rows {
         by_family
-            .entry(&r.key.family)
+            .entry(r.key.family)
             .or_default()
             .push(r.speedup.ratio);
     }
@@ -220,7 +220,7 @@ fn summarise_families(rows: &[ComparisonRow]) -> Vec<FamilySummary> {
         .into_iter()
         .filter_map(|(family, ratios)| {
             Some(FamilySummary {
-                family: family.to_string(),
+                family,
                 rows: ratios.len(),
                 geomean: silirep_stats::geometric_mean_ratio(&ratios).ok()?,
             })

@@ -12,33 +12,12 @@ pub mod verdicts;
 use crate::ingest::{Dataset, Record, Timing};
 use silirep_stats::Observations;
 
-/// What a workload's rate is measured in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum RateUnit {
-    FlopPerS,
-    BytePerS,
-    TokenPerS,
-}
+pub use silirep_core::RateUnit;
 
-impl RateUnit {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            RateUnit::FlopPerS => "FLOP/s",
-            RateUnit::BytePerS => "B/s",
-            RateUnit::TokenPerS => "tokens/s",
-        }
-    }
-}
-
-/// The natural rate of a record: bandwidth in bytes/s, decode and whole models in tokens/s,
-/// everything else in FLOP/s. Returns the unit and the work of one iteration.
+/// The natural rate of a record (the rule is [`silirep_core::KernelFamily::rate_unit`]):
+/// the unit and the work of one iteration in it.
 pub fn rate_basis(record: &Record) -> Option<(RateUnit, f64)> {
-    let spec = &record.spec;
-    match spec.family() {
-        "bandwidth" | "interconnect" => Some((RateUnit::BytePerS, spec.bytes()?)),
-        "decode" | "model" => Some((RateUnit::TokenPerS, spec.tokens()?)),
-        _ => Some((RateUnit::FlopPerS, spec.flops()?)),
-    }
+    record.spec.rate_work()
 }
 
 pub fn observations(timing: &Timing) -> Observations {

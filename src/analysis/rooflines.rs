@@ -58,7 +58,7 @@ pub struct Roofline {
 }
 
 fn usable(r: &Record) -> bool {
-    r.timing.is_some() && r.error.is_none() && r.verification != "failed"
+    r.timing.is_some() && r.error.is_none() && r.verification != crate::ingest::Verification::Failed
 }
 
 fn ceiling(r: &Record, value: f64) -> Ceiling {
@@ -170,7 +170,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
             records
                 .iter()
                 .copied()
-                .filter(|r| r.spec.family() == "intensity_sweep"),
+                .filter(|r| r.spec.family() == silirep_core::KernelFamily::IntensitySweep),
             |r| Some(r.flop_per_s()? / r.spec.arithmetic_intensity()?),
         );
         let Some(memory) = raised_by_sweep(bandwidth_kernels, sweep_bandwidth, "bandwidth kernel")
@@ -179,7 +179,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
         };
         let precisions: BTreeSet<String> = records
             .iter()
-            .filter(|r| r.spec.family() == "gemm")
+            .filter(|r| r.spec.family() == silirep_core::KernelFamily::Gemm)
             .map(|r| r.spec.precision_label())
             .collect();
         let datasheet = catalog.find(&info.label, info.accelerator.as_deref());
@@ -190,7 +190,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                     .iter()
                     .filter(same_precision)
                     .copied()
-                    .filter(|r| r.spec.family() == "gemm"),
+                    .filter(|r| r.spec.family() == silirep_core::KernelFamily::Gemm),
                 Record::flop_per_s,
             );
             let sweep = best(
@@ -198,7 +198,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
                     .iter()
                     .filter(same_precision)
                     .copied()
-                    .filter(|r| r.spec.family() == "intensity_sweep"),
+                    .filter(|r| r.spec.family() == silirep_core::KernelFamily::IntensitySweep),
                 Record::flop_per_s,
             );
             let Some(compute) = raised_by_sweep(gemm, sweep, "GEMM") else {
@@ -207,7 +207,7 @@ pub fn rooflines(dataset: &Dataset, catalog: &Catalog) -> Vec<Roofline> {
             let ridge = silirep_model::ridge_point_flops_per_byte(compute.value, memory.value);
             let mut points = Vec::new();
             for r in records.iter().filter(same_precision) {
-                if r.spec.family() == "bandwidth" {
+                if r.spec.family() == silirep_core::KernelFamily::Bandwidth {
                     continue;
                 }
                 let Some(i) = intensity(&r.spec).filter(|i| i.is_finite() && *i > 0.0) else {

@@ -6,6 +6,7 @@
 use super::compare::{Comparison, ComparisonRow, Side};
 use super::rooflines::Roofline;
 use crate::ingest::MachineKey;
+use silirep_core::KernelFamily;
 use silirep_model::Bound;
 use std::collections::BTreeMap;
 
@@ -79,8 +80,8 @@ fn representative(rows: &[ComparisonRow]) -> Vec<&ComparisonRow> {
         BTreeMap::new();
     let mut out = Vec::new();
     for r in rows {
-        match r.key.family.as_str() {
-            "gemm" | "bandwidth" | "intensity_sweep" => {
+        match r.key.family {
+            KernelFamily::Gemm | KernelFamily::Bandwidth | KernelFamily::IntensitySweep => {
                 let k = (
                     r.key.kernel.clone(),
                     r.key.precision.clone(),
@@ -108,7 +109,7 @@ fn bound_on(
     row: &ComparisonRow,
     side: &Side,
 ) -> Option<Bound> {
-    if row.key.family == "bandwidth" {
+    if row.key.family == KernelFamily::Bandwidth {
         return Some(Bound::Memory);
     }
     let roof = rooflines.get(&(machine.clone(), row.key.precision.clone()))?;

@@ -16,7 +16,7 @@
 //! `reported` and cross-checked against the intervals.
 
 use super::node::Node;
-use super::record::{MachineKey, Record, Timing};
+use super::record::{MachineKey, Record, Timing, Verification};
 use super::text::tool_machine;
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
 use silirep_core::{KernelSpec, NetworkDirection, NetworkProtocol};
@@ -283,7 +283,7 @@ fn network_record(
             .then(|| "no interval carried any bytes".to_string()),
         spec,
         timing,
-        verification: "not_reported".into(),
+        verification: Verification::NotReported,
         run_id: None,
         source: file.provenance(json_path),
         notes: Vec::new(),

@@ -16,7 +16,7 @@
 //! a difference from tokens over the mean time beyond [`RATE_AGREEMENT`] is a warning.
 
 use super::node::Node;
-use super::record::{MachineKey, Record, Timing};
+use super::record::{MachineKey, Record, Timing, Verification};
 use super::text::{split_csv_line, tool_machine};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo, TextImporter, TextView};
 use serde_json::Value;
@@ -411,7 +411,7 @@ fn import_test(
         framework: "llama_cpp".into(),
         spec,
         timing,
-        verification: "not_reported".into(),
+        verification: Verification::NotReported,
         error,
         run_id: None,
         source: super::Provenance {

@@ -31,7 +31,7 @@ pub mod table;
 pub mod text;
 
 use node::{Node, ShapeError};
-pub use record::{MachineKey, Provenance, Record, Timing};
+pub use record::{MachineKey, Provenance, Record, Timing, Verification};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -703,7 +703,7 @@ mod tests {
                 dtype: silirep_core::Dtype::F32,
             },
             timing: Some(Timing::Single(1e-3)),
-            verification: "passed".into(),
+            verification: record::Verification::Passed,
             error: None,
             run_id: None,
             source: Provenance {

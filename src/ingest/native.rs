@@ -1,6 +1,6 @@
 //! silirep's own run files (results schema v1).
 
-use super::record::{MachineKey, Record, Timing};
+use super::record::{MachineKey, Record, Timing, Verification};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
 use silirep_core::schema::{
     Measurement, RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus,
@@ -115,11 +115,10 @@ impl Importer for NativeRun {
                 spec: m.spec.clone(),
                 timing,
                 verification: match m.verification.status {
-                    VerificationStatus::Passed => "passed",
-                    VerificationStatus::Failed => "failed",
-                    VerificationStatus::NotRun => "not_run",
-                }
-                .to_string(),
+                    VerificationStatus::Passed => Verification::Passed,
+                    VerificationStatus::Failed => Verification::Failed,
+                    VerificationStatus::NotRun => Verification::NotRun,
+                },
                 error: m
                     .error
                     .as_ref()

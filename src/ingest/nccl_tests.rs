@@ -19,7 +19,7 @@
 //! `busbw_bytes_per_s`) and checked against silirep's formulas (S / t and S·f / t with
 //! nccl-tests' factor f for the number of ranks). A row with wrong elements reports no time.
 
-use super::record::{Record, Timing};
+use super::record::{Record, Timing, Verification};
 use super::text::tool_machine;
 use super::{ImportError, Imported, MachineInfo, TextImporter, TextView};
 use silirep_core::{CollectiveOp, Dtype, KernelSpec};
@@ -441,19 +441,24 @@ fn import_section(
             let (timing, verification, error) = match placement.wrong {
                 Some(w) if w > 0.0 => (
                     None,
-                    "failed",
+                    Verification::Failed,
                     Some(format!("nccl-tests counted {w} wrong elements ({label})")),
                 ),
-                _ if time_s <= 0.0 => (None, "not_reported", Some("time is 0".to_string())),
-                Some(_) => (Some(Timing::Single(time_s)), "passed", None),
-                None => (Some(Timing::Single(time_s)), "not_run", None),
+                _ if time_s <= 0.0 => (
+                    None,
+                    Verification::NotReported,
+                    Some("time is 0".to_string()),
+                ),
+                Some(_) => (Some(Timing::Single(time_s)), Verification::Passed, None),
+                // `N/A`: validation was off (-c 0), so nothing was checked.
+                None => (Some(Timing::Single(time_s)), Verification::NotRun, None),
             };
             let mut record = Record {
                 machine: machine.clone(),
                 framework: framework.into(),
                 spec,
                 timing,
-                verification: verification.into(),
+                verification,
                 error,
                 run_id: None,
                 source: file.provenance(&location),
@@ -632,7 +637,7 @@ mod tests {
         assert_eq!(r.machine.label, "NVIDIA H200 (node1)");
         assert!(r.machine.id.starts_with("nvidia-h200-"));
         assert_eq!(r.source.json_path, "line 12");
-        assert_eq!(r.verification, "passed");
+        assert_eq!(r.verification, Verification::Passed);
     }
 
     #[test]
@@ -731,7 +736,7 @@ mod tests {
 
         let wrong = LOG.replace("134.22      0", "134.22      3");
         let (out, _) = run(&wrong);
-        assert_eq!(out.records[2].verification, "failed");
+        assert_eq!(out.records[2].verification, Verification::Failed);
         assert!(out.records[2].timing.is_none());
     }
 }

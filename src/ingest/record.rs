@@ -40,6 +40,31 @@ impl Timing {
     }
 }
 
+/// Whether a record's output was checked before it was timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verification {
+    /// Checked against a reference and within tolerance (silirep's own runs).
+    Passed,
+    /// Checked and wrong: the rate is not a measurement of the kernel it names.
+    Failed,
+    /// Not reached (the configuration failed before verification).
+    NotRun,
+    /// The source tool does not verify its results, or does not say.
+    NotReported,
+}
+
+impl Verification {
+    /// `passed`, `failed`, `not_run`, `not_reported`: the words in `measurements.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verification::Passed => "passed",
+            Verification::Failed => "failed",
+            Verification::NotRun => "not_run",
+            Verification::NotReported => "not_reported",
+        }
+    }
+}
+
 /// Which machine a record belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct MachineKey {
@@ -63,8 +88,7 @@ pub struct Record {
     pub spec: KernelSpec,
     /// `None` when the configuration failed (see `error`).
     pub timing: Option<Timing>,
-    /// `passed`, `failed`, `not_run`, or `not_reported` for sources that do not verify.
-    pub verification: String,
+    pub verification: Verification,
     pub error: Option<String>,
     pub run_id: Option<String>,
     pub source: Provenance,

@@ -102,7 +102,10 @@ pub fn build(records: &[Record]) -> PolarsResult<DataFrame> {
         Column::new("bytes_per_s".into(), num(&|r| r.bytes_per_s())),
         Column::new("tokens_per_s".into(), num(&|r| r.tokens_per_s())),
         Column::new("bus_bytes_per_s".into(), num(&|r| bus_bytes_per_s(r))),
-        Column::new("verification".into(), text(&|r| r.verification.clone())),
+        Column::new(
+            "verification".into(),
+            text(&|r| r.verification.name().to_string()),
+        ),
         Column::new("error".into(), opt_text(&|r| r.error.clone())),
         Column::new("clock".into(), opt_text(&|r| r.clock.clone())),
         Column::new("run_id".into(), opt_text(&|r| r.run_id.clone())),
@@ -180,7 +183,7 @@ mod tests {
                 dtype: Dtype::F32,
             },
             timing,
-            verification: "passed".into(),
+            verification: crate::ingest::record::Verification::Passed,
             error: None,
             run_id: None,
             source: Provenance {

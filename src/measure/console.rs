@@ -79,18 +79,17 @@ fn bytes_text(bytes: f64) -> String {
 /// where only part of the model ran), FLOP/s otherwise.
 pub fn headline_rate(m: &Measurement) -> Option<String> {
     let median = silirep_core::median::median(&m.samples_s)?;
-    Some(match m.spec.family() {
-        "bandwidth" => format::si(m.bytes? / median, "B/s"),
-        "interconnect" => match &m.spec {
-            silirep_core::KernelSpec::Collective { .. } => format!(
-                "{} algbw, {} busbw",
-                format::si(m.bytes? / median, "B/s"),
-                format::si(m.spec.bus_bytes()? / median, "B/s")
-            ),
-            _ => format::si(m.bytes? / median, "B/s"),
-        },
-        "decode" => format::decode_rate(&m.spec, m.spec.tokens()? / median),
-        _ => format::si(m.flops? / median, "FLOP/s"),
+    let (unit, work) = m.spec.rate_work()?;
+    let rate = work / median;
+    Some(match (&m.spec, unit) {
+        (silirep_core::KernelSpec::Collective { .. }, _) => format!(
+            "{} algbw, {} busbw",
+            format::si(rate, "B/s"),
+            format::si(m.spec.bus_bytes()? / median, "B/s")
+        ),
+        (silirep_core::KernelSpec::Decode { .. }, _) => format::decode_rate(&m.spec, rate),
+        (_, silirep_core::RateUnit::TokenPerS) => format!("{} tokens/s", format::sig3(rate)),
+        (_, unit) => format::si(rate, unit.symbol()),
     })
 }
 

@@ -145,7 +145,7 @@ impl Selection {
             || self
                 .kernels
                 .iter()
-                .any(|k| *k == spec.name() || k == spec.family())
+                .any(|k| *k == spec.name() || k == spec.family().name())
     }
 
     fn dtype_matches(&self, spec: &KernelSpec) -> bool {

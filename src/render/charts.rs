@@ -25,7 +25,7 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
     if let Some(c) = family_chart(
         dataset,
         &analysis.rates,
-        |r| r.spec.family() == "bandwidth",
+        |r| r.spec.family() == silirep_core::KernelFamily::Bandwidth,
         "bandwidth",
         "Memory bandwidth vs buffer size",
         "buffer size per array (bytes)",
@@ -36,7 +36,7 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
     if let Some(c) = family_chart(
         dataset,
         &analysis.rates,
-        |r| r.spec.family() == "attention",
+        |r| r.spec.family() == silirep_core::KernelFamily::Attention,
         "attention",
         "Attention throughput vs sequence length",
         "sequence length (tokens)",
@@ -47,7 +47,7 @@ pub fn charts(dataset: &Dataset, analysis: &Analysis) -> Vec<NamedChart> {
     if let Some(c) = family_chart(
         dataset,
         &analysis.rates,
-        |r| r.spec.family() == "layer",
+        |r| r.spec.family() == silirep_core::KernelFamily::Layer,
         "layer",
         "Transformer layer throughput vs sequence length",
         "sequence length (tokens)",
@@ -109,7 +109,7 @@ fn gemm_charts(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Vec<NamedCh
     let precisions: BTreeSet<String> = dataset
         .records
         .iter()
-        .filter(|r| r.spec.family() == "gemm")
+        .filter(|r| r.spec.family() == silirep_core::KernelFamily::Gemm)
         .map(|r| r.spec.precision_label())
         .collect();
     precisions
@@ -118,7 +118,10 @@ fn gemm_charts(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Vec<NamedCh
             family_chart(
                 dataset,
                 rates,
-                |r| r.spec.family() == "gemm" && r.spec.precision_label() == precision,
+                |r| {
+                    r.spec.family() == silirep_core::KernelFamily::Gemm
+                        && r.spec.precision_label() == precision
+                },
                 &format!("gemm_{}", file_safe(&precision)),
                 &format!("GEMM throughput vs size, {precision}"),
                 "matrix size m = n = k",

@@ -184,6 +184,9 @@ impl LayerShape {
         intermediate: 14336,
     };
     pub const MISTRAL_7B_LAYERS: u64 = 32;
+    /// RMSNorm's ε, as Mistral-7B's `config.json` sets it (`rms_norm_eps`). Part of what the
+    /// layer kernels compute, so every backend uses this one value.
+    pub const RMS_NORM_EPSILON: f32 = 1e-5;
 
     /// Decoder layers of the whole model this shape is taken from, when known.
     pub fn model_layers(&self) -> Option<u64> {
@@ -482,22 +485,116 @@ pub enum KernelSpec {
     },
 }
 
-impl KernelSpec {
-    /// Family name used for grouping in reports (`gemm`, `bandwidth`, ...).
-    pub fn family(&self) -> &'static str {
+/// What kind of work a kernel does: the grouping reports use, and what its rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+// Declared in the alphabetical order of their names, so sorting by family sorts by name and
+// tables keep the order they had when families were strings.
+pub enum KernelFamily {
+    Attention,
+    Bandwidth,
+    Decode,
+    Gemm,
+    IntensitySweep,
+    /// Data moved between devices or machines: peer copies, host transfers, collectives.
+    Interconnect,
+    Layer,
+    /// A whole model run by another tool (prefill, decode, fine-tuning).
+    Model,
+}
+
+impl KernelFamily {
+    /// `gemm`, `bandwidth`, `intensity_sweep`, ...: the name in files, tables and `--kernels`.
+    pub fn name(self) -> &'static str {
         match self {
-            KernelSpec::Gemm { .. } => "gemm",
-            KernelSpec::Bandwidth { .. } => "bandwidth",
-            KernelSpec::Attention { .. } => "attention",
-            KernelSpec::Layer { .. } => "layer",
-            KernelSpec::Decode { .. } => "decode",
-            KernelSpec::IntensitySweep { .. } => "intensity_sweep",
-            KernelSpec::Model { .. } => "model",
+            KernelFamily::Gemm => "gemm",
+            KernelFamily::Bandwidth => "bandwidth",
+            KernelFamily::Attention => "attention",
+            KernelFamily::Layer => "layer",
+            KernelFamily::Decode => "decode",
+            KernelFamily::IntensitySweep => "intensity_sweep",
+            KernelFamily::Model => "model",
+            KernelFamily::Interconnect => "interconnect",
+        }
+    }
+
+    /// What a rate of this family counts: bytes moved for bandwidth and interconnect, tokens
+    /// for decode and whole models, FLOPs for the rest. The one rule the console, the report
+    /// and the tidy table follow.
+    pub fn rate_unit(self) -> RateUnit {
+        match self {
+            KernelFamily::Bandwidth | KernelFamily::Interconnect => RateUnit::BytePerS,
+            KernelFamily::Decode | KernelFamily::Model => RateUnit::TokenPerS,
+            _ => RateUnit::FlopPerS,
+        }
+    }
+}
+
+impl fmt::Display for KernelFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a workload's rate is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum RateUnit {
+    FlopPerS,
+    BytePerS,
+    TokenPerS,
+}
+
+impl RateUnit {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            RateUnit::FlopPerS => "FLOP/s",
+            RateUnit::BytePerS => "B/s",
+            RateUnit::TokenPerS => "tokens/s",
+        }
+    }
+}
+
+impl KernelSpec {
+    /// One whole Mistral-7B-shaped decoder layer at batch 1: the layer every backend's suite
+    /// measures (each in the precision it runs best).
+    pub fn mistral_layer(pass: Pass, seq_len: u64, dtype: Dtype) -> KernelSpec {
+        KernelSpec::Layer {
+            pass,
+            part: LayerPart::Full,
+            batch: 1,
+            seq_len,
+            shape: LayerShape::MISTRAL_7B,
+            dtype,
+        }
+    }
+
+    /// The family used for grouping in reports.
+    pub fn family(&self) -> KernelFamily {
+        match self {
+            KernelSpec::Gemm { .. } => KernelFamily::Gemm,
+            KernelSpec::Bandwidth { .. } => KernelFamily::Bandwidth,
+            KernelSpec::Attention { .. } => KernelFamily::Attention,
+            KernelSpec::Layer { .. } => KernelFamily::Layer,
+            KernelSpec::Decode { .. } => KernelFamily::Decode,
+            KernelSpec::IntensitySweep { .. } => KernelFamily::IntensitySweep,
+            KernelSpec::Model { .. } => KernelFamily::Model,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
-            | KernelSpec::Network { .. } => "interconnect",
+            | KernelSpec::Network { .. } => KernelFamily::Interconnect,
         }
+    }
+
+    /// The unit of this kernel's rate and the work of one iteration in it (see
+    /// [`KernelFamily::rate_unit`]); `None` where the work is unknown.
+    pub fn rate_work(&self) -> Option<(RateUnit, f64)> {
+        let unit = self.family().rate_unit();
+        let work = match unit {
+            RateUnit::BytePerS => self.bytes()?,
+            RateUnit::TokenPerS => self.tokens()?,
+            RateUnit::FlopPerS => self.flops()?,
+        };
+        Some((unit, work))
     }
 
     /// A specific name: `bandwidth_triad`, `attention_fused`, `layer_forward`, ...
@@ -1071,6 +1168,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn families_sort_by_name() {
+        let families = [
+            KernelFamily::Attention,
+            KernelFamily::Bandwidth,
+            KernelFamily::Decode,
+            KernelFamily::Gemm,
+            KernelFamily::IntensitySweep,
+            KernelFamily::Interconnect,
+            KernelFamily::Layer,
+            KernelFamily::Model,
+        ];
+        let mut by_name = families;
+        by_name.sort_by_key(|f| f.name());
+        assert_eq!(by_name, families);
+        assert!(families.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn gemm_counts_two_mnk() {
         let g = KernelSpec::Gemm {
             m: 512,
@@ -1248,7 +1363,7 @@ mod tests {
             bytes: 1000,
         };
         assert_eq!(net.name(), "tcp_server_to_client");
-        assert_eq!(net.family(), "interconnect");
+        assert_eq!(net.family(), KernelFamily::Interconnect);
         assert_eq!(
             (net.bytes(), net.bus_bytes(), net.flops()),
             (Some(1000.0), Some(1000.0), None)
@@ -1285,7 +1400,7 @@ mod tests {
         assert_eq!(spec.bytes(), Some((1u64 << 30) as f64));
         assert_eq!(spec.bus_bytes(), Some(1.75 * (1u64 << 30) as f64));
         assert_eq!(spec.flops(), None);
-        assert_eq!(spec.family(), "interconnect");
+        assert_eq!(spec.family(), KernelFamily::Interconnect);
         assert_eq!(spec.name(), "all_reduce");
         assert_eq!(
             spec.params_label(),

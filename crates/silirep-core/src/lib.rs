@@ -9,12 +9,14 @@ pub mod backend;
 pub mod harness;
 pub mod kernels;
 pub mod median;
+pub mod reference;
 pub mod rng;
 pub mod schema;
 
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
-    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
-    ModelPhase, NetworkDirection, NetworkProtocol, Pass, SizeMeaning, TransferDirection,
+    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelFamily, KernelSpec,
+    LayerPart, LayerShape, ModelPhase, NetworkDirection, NetworkProtocol, Pass, RateUnit,
+    SizeMeaning, TransferDirection,
 };
 pub use schema::{Measurement, RunFile};

@@ -23,6 +23,16 @@ impl SplitMix64 {
         (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
+    /// `count` distinct indices below `n` (fewer if `n` is smaller), sorted: the entries a
+    /// verification samples.
+    pub fn distinct(&mut self, n: usize, count: usize) -> Vec<usize> {
+        let mut picks = std::collections::BTreeSet::new();
+        while picks.len() < count.min(n) {
+            picks.insert(self.index(n));
+        }
+        picks.into_iter().collect()
+    }
+
     /// Uniform in `[lo, hi)` from the top 53 bits.
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)

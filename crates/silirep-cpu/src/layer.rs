@@ -11,7 +11,7 @@ use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::{Verification, VerificationStatus};
-use silirep_core::{KernelError, LayerShape, PreparedKernel};
+use silirep_core::{KernelError, LayerShape, PreparedKernel, reference};
 use std::collections::BTreeMap;
 
 pub(crate) struct Weights {
@@ -186,7 +186,7 @@ fn rms_norm(x: &[f32], width: usize) -> Vec<f32> {
     x.chunks(width)
         .flat_map(|row| {
             let ms = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
-            let inv = 1.0 / (ms + 1e-6).sqrt();
+            let inv = 1.0 / (ms + LayerShape::RMS_NORM_EPSILON).sqrt();
             row.iter().map(move |v| v * inv)
         })
         .collect()
@@ -408,9 +408,8 @@ impl PreparedKernel for Layer {
         let mut rng = Rng::new(0x1a7e);
         let mut c = Checks::default();
         let norm = |x: &[f32], i: usize| {
-            let row = &x[(i / h) * h..][..h];
-            let ms = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / h as f64;
-            x[i] as f64 / (ms + 1e-6).sqrt()
+            let row: Vec<f64> = x[(i / h) * h..][..h].iter().map(|v| *v as f64).collect();
+            x[i] as f64 * reference::rms_norm_scale(&row, LayerShape::RMS_NORM_EPSILON as f64)
         };
         c.elementwise(&mut rng, &t.h1, |i| norm(&t.x, i));
         c.projection(&mut rng, &t.q, &t.h1, &w.q, qd);

@@ -13,10 +13,10 @@ use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
-use silirep_core::{KernelError, LayerShape, PreparedKernel};
+use silirep_core::{KernelError, LayerShape, PreparedKernel, reference};
 use std::collections::BTreeMap;
 
-const EPS: f32 = 1e-6;
+const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
 
 /// Every gradient one backward pass produces, kept for verification.
 #[derive(Default)]
@@ -363,15 +363,13 @@ impl Checks {
 /// f64 `rms_norm_backward` of element `i`, plus `residual[i]`.
 fn rms_norm_backward_entry(x: &[f32], dh: &[f32], residual: &[f32], width: usize, i: usize) -> f64 {
     let row = (i / width) * width;
-    let (x_row, dh_row) = (&x[row..][..width], &dh[row..][..width]);
-    let ms = x_row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / width as f64;
-    let r = 1.0 / (ms + EPS as f64).sqrt();
-    let dot: f64 = x_row
-        .iter()
-        .zip(dh_row)
-        .map(|(a, b)| *a as f64 * *b as f64)
-        .sum();
-    residual[i] as f64 + r * dh[i] as f64 - x[i] as f64 * r.powi(3) * dot / width as f64
+    let wide = |v: &[f32]| {
+        v[row..][..width]
+            .iter()
+            .map(|e| *e as f64)
+            .collect::<Vec<_>>()
+    };
+    residual[i] as f64 + reference::rms_norm_backward_at(&wide(x), &wide(dh), EPS as f64, i - row)
 }
 
 impl PreparedKernel for LayerBackward {

@@ -108,35 +108,8 @@ pub fn e4m3_to_f64(bits: u8) -> f64 {
     }
 }
 
-/// SplitMix64: picks sample indices, the same on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn index(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// `count` distinct indices below `n` (fewer if `n` is smaller), sorted.
-    pub fn distinct(&mut self, n: usize, count: usize) -> Vec<usize> {
-        let mut picks = std::collections::BTreeSet::new();
-        while picks.len() < count.min(n) {
-            picks.insert(self.index(n));
-        }
-        picks.into_iter().collect()
-    }
-}
+/// The workspace's one generator (silirep-core), under the name the CPU backend uses too.
+pub use silirep_core::rng::SplitMix64 as Rng;
 
 /// The largest power of two not above `x` (weights are drawn from ±this so that generated
 /// values stay exact).

@@ -21,7 +21,7 @@ use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, PreparedKernel};
 use std::collections::BTreeMap;
 
-pub(crate) const EPS: f32 = 1e-6;
+pub(crate) const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
 
 pub(crate) struct Weights {
     pub(crate) q: Buffer,
@@ -359,8 +359,7 @@ impl Checks<'_> {
             let t = self.rng.index(tokens as usize) as u64;
             let x = self.row(input, width, t)?;
             let y = self.row(out, width, t)?;
-            let inv =
-                1.0 / (x.iter().map(|v| v * v).sum::<f64>() / width as f64 + EPS as f64).sqrt();
+            let inv = silirep_core::reference::rms_norm_scale(&x, EPS as f64);
             for _ in 0..8 {
                 let c = self.rng.index(width as usize);
                 self.actual.push(y[c]);

@@ -504,11 +504,10 @@ impl Checks {
             let t = self.rng.index(out.len() / width);
             let row = |v: &'_ [f64]| v[t * width..][..width].to_vec();
             let (x, dh, res, out) = (row(x), row(dh), row(residual), row(out));
-            let r = 1.0 / (dot(&x, &x) / width as f64 + EPS as f64).sqrt();
-            let k = r * r * r * dot(&dh, &x) / width as f64;
             for _ in 0..4 {
                 let c = self.rng.index(width);
-                pairs.push((out[c], res[c] + r * dh[c] - x[c] * k));
+                let dx = silirep_core::reference::rms_norm_backward_at(&x, &dh, EPS as f64, c);
+                pairs.push((out[c], res[c] + dx));
             }
         }
         self.stage(pairs);

@@ -258,7 +258,7 @@ impl Backend for CudaBackend {
         spec: &KernelSpec,
         seed: u64,
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
-        if spec.family() == "interconnect" {
+        if spec.family() == silirep_core::KernelFamily::Interconnect {
             return self.prepare_interconnect(spec, seed);
         }
         let gpu = &self.gpu;

@@ -171,43 +171,6 @@ pub(crate) fn attention_reference(
     output
 }
 
-/// `x / sqrt(mean(x²) + ε)`, the layer's normalisation without a gain.
-pub(crate) fn rms_norm_reference(row: &[f64], epsilon: f64) -> Vec<f64> {
-    let mean_square = row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64;
-    let inverse = 1.0 / (mean_square + epsilon).sqrt();
-    row.iter().map(|v| v * inverse).collect()
-}
-
-/// SwiGLU's `silu(gate) · up`.
-pub(crate) fn swiglu_reference(gate: f64, up: f64) -> f64 {
-    gate / (1.0 + (-gate).exp()) * up
-}
-
-/// Gradient of [`rms_norm_reference`] with respect to its input, given the gradient of its
-/// output: `dx = r·g − r³·x·(g·x)/n` with `r = 1/sqrt(mean(x²) + ε)`.
-pub(crate) fn rms_norm_backward_reference(
-    row: &[f64],
-    grad_output: &[f64],
-    epsilon: f64,
-) -> Vec<f64> {
-    let n = row.len() as f64;
-    let mean_square = row.iter().map(|v| v * v).sum::<f64>() / n;
-    let r = 1.0 / (mean_square + epsilon).sqrt();
-    let g_dot_x: f64 = dot_with_magnitude(grad_output, row).0;
-    row.iter()
-        .zip(grad_output)
-        .map(|(x, g)| r * g - r * r * r * x * g_dot_x / n)
-        .collect()
-}
-
-/// Gradients of SwiGLU's `silu(gate) · up` with respect to gate and up.
-pub(crate) fn swiglu_backward_reference(gate: f64, up: f64, grad_output: f64) -> (f64, f64) {
-    let sigmoid = 1.0 / (1.0 + (-gate).exp());
-    let silu = gate * sigmoid;
-    let silu_derivative = sigmoid * (1.0 + gate * (1.0 - sigmoid));
-    (grad_output * up * silu_derivative, grad_output * silu)
-}
-
 /// Gradients of one attention head for selected rows: dQ for `query_rows`, dK and dV for
 /// `key_rows`, from `P = softmax(scale·Q·Kᵀ)`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
 /// `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`, `dV = Pᵀ·dO`. dK and dV need whole columns of P,
@@ -279,18 +242,10 @@ pub(crate) fn sample_indices(len: usize, count: usize, seed: u64) -> Vec<usize> 
         return Vec::new();
     }
     let count = count.min(len).max(1);
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        // SplitMix64 step.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = silirep_core::rng::SplitMix64::new(seed);
     let mut indices = vec![0, len - 1];
     while indices.len() < count {
-        indices.push((next() % len as u64) as usize);
+        indices.push(rng.index(len));
     }
     indices.truncate(count);
     indices
@@ -403,46 +358,6 @@ mod tests {
         );
         // Σ pⱼ·|vⱼ|: 1/4·4 + 3/4·0 and 1/4·8 + 3/4·4.
         assert_eq!(out.magnitude, vec![1.0, 5.0]);
-    }
-
-    #[test]
-    fn rms_norm_and_swiglu_references() {
-        let normed = rms_norm_reference(&[3.0, 4.0], 0.0);
-        // mean square 12.5
-        let inv = 1.0 / 12.5f64.sqrt();
-        assert_eq!(normed, vec![3.0 * inv, 4.0 * inv]);
-        assert_eq!(swiglu_reference(0.0, 7.0), 0.0);
-        assert!((swiglu_reference(2.0, 1.5) - 2.0 / (1.0 + (-2f64).exp()) * 1.5).abs() < 1e-15);
-    }
-
-    /// Central finite difference of `loss` at `x` along coordinate `index`.
-    fn numeric_gradient(loss: &dyn Fn(&[f64]) -> f64, x: &[f64], index: usize) -> f64 {
-        let h = 1e-6;
-        let mut plus = x.to_vec();
-        let mut minus = x.to_vec();
-        plus[index] += h;
-        minus[index] -= h;
-        (loss(&plus) - loss(&minus)) / (2.0 * h)
-    }
-
-    #[test]
-    fn rms_norm_backward_matches_finite_differences() {
-        let x = [0.3, -1.2, 0.7, 2.0];
-        let g = [0.5, 0.1, -0.9, 0.4];
-        let loss = |x: &[f64]| dot_with_magnitude(&rms_norm_reference(x, 1e-5), &g).0;
-        let analytic = rms_norm_backward_reference(&x, &g, 1e-5);
-        for (i, value) in analytic.iter().enumerate() {
-            assert!((value - numeric_gradient(&loss, &x, i)).abs() < 1e-7, "{i}");
-        }
-    }
-
-    #[test]
-    fn swiglu_backward_matches_finite_differences() {
-        let (gate, up, g) = (0.8, -1.3, 0.6);
-        let loss = |x: &[f64]| g * swiglu_reference(x[0], x[1]);
-        let (d_gate, d_up) = swiglu_backward_reference(gate, up, g);
-        assert!((d_gate - numeric_gradient(&loss, &[gate, up], 0)).abs() < 1e-8);
-        assert!((d_up - numeric_gradient(&loss, &[gate, up], 1)).abs() < 1e-8);
     }
 
     #[test]

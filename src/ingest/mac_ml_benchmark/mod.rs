@@ -83,7 +83,7 @@ impl RecordBuilder<'_, '_> {
             framework: self.framework.clone(),
             spec,
             timing,
-            verification: "not_reported".into(),
+            verification: super::record::Verification::NotReported,
             error: None,
             run_id: None,
             source: self.file.provenance(json_path),

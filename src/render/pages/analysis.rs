@@ -6,7 +6,7 @@ use super::{MachineView, RooflineView, machine_views, roofline_views};
 use crate::analysis::compare::ComparisonRow;
 use crate::analysis::verdicts::PairVerdicts;
 use crate::analysis::{Analysis, RateEstimate};
-use crate::ingest::{Dataset, MachineKey};
+use crate::ingest::{Dataset, MachineKey, Verification};
 use crate::render::charts::{ChartSpec, NamedChart};
 use crate::util::format;
 use serde::Serialize;
@@ -227,12 +227,12 @@ fn headline_views(dataset: &Dataset, analysis: &Analysis) -> Vec<HeadlineView> {
         std::collections::BTreeMap::new();
     for (r, rate) in dataset.records.iter().zip(&analysis.rates) {
         let Some(rate) = rate else { continue };
-        if r.error.is_some() || r.verification == "failed" {
+        if r.error.is_some() || r.verification == Verification::Failed {
             continue;
         }
         let key = (
             &r.machine,
-            r.spec.family(),
+            r.spec.family().name(),
             r.spec.name(),
             r.spec.precision_label(),
         );
@@ -270,7 +270,7 @@ pub fn report_view(
                 .families
                 .iter()
                 .map(|f| FamilyView {
-                    family: f.family.clone(),
+                    family: f.family.name().to_string(),
                     rows: f.rows,
                     geomean: match (f.geomean.lower, f.geomean.upper, f.geomean.no_ci) {
                         (Some(lo), Some(hi), _) => format!(
@@ -307,7 +307,7 @@ pub fn report_view(
         let precisions: BTreeSet<&str> = c
             .rows
             .iter()
-            .filter(|r| r.key.family == "gemm")
+            .filter(|r| r.key.family == silirep_core::KernelFamily::Gemm)
             .map(|r| r.key.precision.as_str())
             .collect();
         for precision in precisions {
@@ -318,7 +318,10 @@ pub fn report_view(
                 rows: c
                     .rows
                     .iter()
-                    .filter(|r| r.key.family == "gemm" && r.key.precision == precision)
+                    .filter(|r| {
+                        r.key.family == silirep_core::KernelFamily::Gemm
+                            && r.key.precision == precision
+                    })
                     .map(|r| {
                         let v = comparison_row_view(&c.a.label, &c.b.label, r);
                         GemmRowView {

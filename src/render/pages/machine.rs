@@ -4,7 +4,7 @@
 use super::text::{decode_scope, rate_text};
 use super::{MachineView, RooflineView, machine_views, roofline_views};
 use crate::analysis::Analysis;
-use crate::ingest::{Dataset, MachineKey};
+use crate::ingest::{Dataset, MachineKey, Verification};
 use crate::util::format;
 use serde::Serialize;
 
@@ -88,7 +88,7 @@ fn machine_page_view(
 ) -> MachinePageView {
     records.sort_by(|(x, _), (y, _)| {
         (
-            x.spec.family(),
+            x.spec.family().name(),
             x.spec.name(),
             x.spec.precision_label(),
             x.spec.primary_size(),
@@ -96,7 +96,7 @@ fn machine_page_view(
             &x.source,
         )
             .cmp(&(
-                y.spec.family(),
+                y.spec.family().name(),
                 y.spec.name(),
                 y.spec.precision_label(),
                 y.spec.primary_size(),
@@ -126,9 +126,11 @@ fn machine_page_view(
                 .unwrap_or_else(|| "0".into()),
             status: match &r.error {
                 Some(e) => format!("failed: {e}"),
-                None if r.verification == "passed" => "verified".into(),
-                None if r.verification == "not_reported" => "not verified by source".into(),
-                None => r.verification.clone(),
+                None if r.verification == Verification::Passed => "verified".into(),
+                None if r.verification == Verification::NotReported => {
+                    "not verified by source".into()
+                }
+                None => r.verification.name().to_string(),
             }
             .to_string(),
             clock: r.clock.as_deref().unwrap_or("—").to_string(),

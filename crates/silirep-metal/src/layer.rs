@@ -23,7 +23,7 @@ use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, Pass, PreparedKernel};
 use std::collections::BTreeMap;
 
-pub(super) const RMS_EPSILON: f32 = 1e-5;
+pub(super) const RMS_EPSILON: f32 = silirep_core::LayerShape::RMS_NORM_EPSILON;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -535,7 +535,10 @@ impl Workload for Layer {
         for &t in &tokens {
             let x = reader.row(&self.last.input, d.hidden, t)?;
             let normed = reader.row(&s.normed, d.hidden, t)?;
-            for (a, e) in normed.iter().zip(numeric::rms_norm_reference(&x, epsilon)) {
+            for (a, e) in normed
+                .iter()
+                .zip(silirep_core::reference::rms_norm(&x, epsilon))
+            {
                 checks.element(*a, e);
             }
             self.check_projection(
@@ -569,7 +572,7 @@ impl Workload for Layer {
             let residual_normed = reader.row(&s.residual_normed, d.hidden, t)?;
             for (a, e) in residual_normed
                 .iter()
-                .zip(numeric::rms_norm_reference(&residual, epsilon))
+                .zip(silirep_core::reference::rms_norm(&residual, epsilon))
             {
                 checks.element(*a, e);
             }
@@ -586,7 +589,8 @@ impl Workload for Layer {
             let gate_up = reader.row(&s.gate_up, 2 * d.intermediate, t)?;
             let activated = reader.row(&s.activated, d.intermediate, t)?;
             for j in numeric::sample_indices(d.intermediate, 64, self.seed ^ 0x5) {
-                let expected = numeric::swiglu_reference(gate_up[j], gate_up[d.intermediate + j]);
+                let expected =
+                    silirep_core::reference::swiglu(gate_up[j], gate_up[d.intermediate + j]);
                 checks.element(activated[j], expected);
             }
             self.check_projection(

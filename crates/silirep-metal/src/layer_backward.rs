@@ -456,7 +456,7 @@ impl LayerBackward {
         let g = reader.row(grad_normed, h, token)?;
         let r = reader.row(residual_grad, h, token)?;
         let actual = reader.row(actual, h, token)?;
-        let expected = numeric::rms_norm_backward_reference(&x, &g, f64::from(RMS_EPSILON));
+        let expected = silirep_core::reference::rms_norm_backward(&x, &g, f64::from(RMS_EPSILON));
         for j in numeric::sample_indices(h, 64, self.seed ^ token as u64 ^ 0x4) {
             checks.element(actual[j], r[j] + expected[j]);
         }
@@ -572,7 +572,7 @@ impl Workload for LayerBackward {
             let grad_activated = reader.row(&g.activated, d.intermediate, t)?;
             let grad_gate_up = reader.row(&g.gate_up, 2 * d.intermediate, t)?;
             for j in numeric::sample_indices(d.intermediate, 32, self.seed ^ t as u64) {
-                let (gate, up) = numeric::swiglu_backward_reference(
+                let (gate, up) = silirep_core::reference::swiglu_backward(
                     gate_up[j],
                     gate_up[d.intermediate + j],
                     grad_activated[j],
