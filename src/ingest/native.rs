@@ -152,6 +152,17 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The machine a silirep run file names, or `None` when `doc` is not a readable run: lets
+/// other tools' files in the same folder join that machine.
+pub fn run_machine_key(doc: &serde_json::Value) -> Option<MachineKey> {
+    if doc.get("schema").and_then(|s| s.as_str()) != Some(SCHEMA_NAME) {
+        return None;
+    }
+    let machine: silirep_core::schema::Machine =
+        serde_json::from_value(doc.get("machine")?.clone()).ok()?;
+    Some(machine_key(&machine))
+}
+
 /// The machine as reports know it. Files written before accelerators were part of machine
 /// ids get the new-style id (see [`crate::util::machine_id`]), so an H100 and an H200 host
 /// built from one image stay two machines.

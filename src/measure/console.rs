@@ -67,6 +67,12 @@ pub fn size_label(spec: &KernelSpec) -> String {
         KernelSpec::NetworkRoundTrip { message_bytes } => {
             format!("{} message", bytes_text(*message_bytes as f64))
         }
+        KernelSpec::Network {
+            streams,
+            peer,
+            bytes,
+            ..
+        } => format!("{} to {peer}, {streams} streams", bytes_text(*bytes as f64)),
     }
 }
 

@@ -224,6 +224,60 @@ pub enum ModelPhase {
     Decode,
     /// Forward + backward + optimizer step (fine-tuning).
     Train,
+    /// Moving a prefill's KV cache to the machine that decodes (disaggregated inference):
+    /// serialise, send, receive, as the source timed it. `tokens` are the prompt's tokens.
+    KvTransfer,
+    /// One whole request, prompt in to last token out, every stage included. `tokens` are
+    /// the tokens generated.
+    EndToEnd,
+}
+
+impl ModelPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPhase::Prefill => "prefill",
+            ModelPhase::Decode => "decode",
+            ModelPhase::Train => "train",
+            ModelPhase::KvTransfer => "kv_transfer",
+            ModelPhase::EndToEnd => "end_to_end",
+        }
+    }
+}
+
+/// The transport of a network transfer between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkProtocol {
+    Tcp,
+    Udp,
+}
+
+impl NetworkProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkProtocol::Tcp => "tcp",
+            NetworkProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// Which host sent the bytes of a network transfer, as the tool that measured it names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkDirection {
+    /// The measuring host (iperf3's client) sends.
+    ClientToServer,
+    /// The measuring host receives (iperf3 `-R`).
+    ServerToClient,
+}
+
+impl NetworkDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkDirection::ClientToServer => "client_to_server",
+            NetworkDirection::ServerToClient => "server_to_client",
+        }
+    }
 }
 
 /// Which way bytes cross a network link, seen from the machine that measures.
@@ -450,6 +504,15 @@ pub enum KernelSpec {
         /// Total parameter count when known; enables the 2·P / 6·P FLOP estimates.
         params: Option<u64>,
     },
+    /// `bytes` carried between two hosts over `streams` parallel connections to `peer` (as
+    /// the measuring tool wrote the address), e.g. an iperf3 run. Imported, not measured.
+    Network {
+        protocol: NetworkProtocol,
+        direction: NetworkDirection,
+        streams: u64,
+        peer: String,
+        bytes: u64,
+    },
 }
 
 /// What kind of work a kernel does: the grouping reports use, and what its rate counts.
@@ -556,7 +619,8 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. } => KernelFamily::Interconnect,
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => KernelFamily::Interconnect,
         }
     }
 
@@ -595,11 +659,7 @@ impl KernelSpec {
             }
             KernelSpec::Decode { .. } => "decode".into(),
             KernelSpec::IntensitySweep { .. } => "intensity_sweep".into(),
-            KernelSpec::Model { phase, .. } => match phase {
-                ModelPhase::Prefill => "model_prefill".into(),
-                ModelPhase::Decode => "model_decode".into(),
-                ModelPhase::Train => "model_train".into(),
-            },
+            KernelSpec::Model { phase, .. } => format!("model_{}", phase.name()),
             KernelSpec::PeerCopy { .. } => "peer_copy".into(),
             KernelSpec::HostTransfer { direction, .. } => match direction {
                 TransferDirection::HostToDevice => "host_to_device".into(),
@@ -608,6 +668,11 @@ impl KernelSpec {
             KernelSpec::Collective { op, .. } => op.name().into(),
             KernelSpec::NetworkTransfer { direction, .. } => format!("tcp_{}", direction.name()),
             KernelSpec::NetworkRoundTrip { .. } => "tcp_round_trip".into(),
+            KernelSpec::Network {
+                protocol,
+                direction,
+                ..
+            } => format!("{}_{}", protocol.name(), direction.name()),
         }
     }
 
@@ -625,7 +690,8 @@ impl KernelSpec {
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. } => None,
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => None,
         }
     }
 
@@ -658,7 +724,8 @@ impl KernelSpec {
             KernelSpec::Model { seq_len, .. } => *seq_len,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes,
             // The write size: what a network sweep varies (the bytes per iteration follow).
             KernelSpec::NetworkTransfer { message_bytes, .. }
             | KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes,
@@ -680,7 +747,8 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. } => SizeMeaning::TransferBytes,
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -743,7 +811,7 @@ impl KernelSpec {
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
             } => f(*elements) * dtype.size_bytes(),
-            KernelSpec::Model { .. } => return None,
+            KernelSpec::Model { .. } | KernelSpec::Network { .. } => return None,
             // On each GPU: a transfer's one buffer there, a collective's input and output.
             KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
                 f(*bytes)
@@ -793,7 +861,8 @@ impl KernelSpec {
             } => *fmas_per_element = size,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes = size,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes = size,
             KernelSpec::NetworkTransfer {
                 message_bytes,
                 bytes,
@@ -867,6 +936,12 @@ impl KernelSpec {
             KernelSpec::NetworkRoundTrip { message_bytes } => {
                 format!("message_bytes={message_bytes}")
             }
+            KernelSpec::Network {
+                streams,
+                peer,
+                bytes,
+                ..
+            } => format!("streams={streams} peer={peer} bytes={bytes}"),
         }
     }
 
@@ -929,6 +1004,8 @@ impl KernelSpec {
                 let per_token = match phase {
                     ModelPhase::Prefill | ModelPhase::Decode => 2.0 * params,
                     ModelPhase::Train => 6.0 * params,
+                    // Moving a cache and a whole request's stages are not counted as FLOPs.
+                    ModelPhase::KvTransfer | ModelPhase::EndToEnd => return None,
                 };
                 per_token * (*tokens as f64)
             }
@@ -938,7 +1015,8 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. } => return None,
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => return None,
         })
     }
 
@@ -1009,7 +1087,8 @@ impl KernelSpec {
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
             | KernelSpec::Collective { bytes, .. }
-            | KernelSpec::NetworkTransfer { bytes, .. } => *bytes as f64,
+            | KernelSpec::NetworkTransfer { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes as f64,
             // The message out and back: what crossed the link in one round trip.
             KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * *message_bytes as f64,
         })
@@ -1026,7 +1105,8 @@ impl KernelSpec {
             } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::NetworkTransfer { bytes, .. } => Some(*bytes as f64),
+            | KernelSpec::NetworkTransfer { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => Some(*bytes as f64),
             _ => None,
         }
     }
@@ -1337,6 +1417,39 @@ mod tests {
         let big = g.with_primary_size(2048);
         assert_eq!(big.primary_size(), 2048);
         assert_eq!(big.flops(), Some(2.0 * 2048f64.powi(3)));
+    }
+
+    #[test]
+    fn imported_phases_and_network_transfers_count_what_they_move() {
+        let kv = KernelSpec::Model {
+            model: "m".into(),
+            phase: ModelPhase::KvTransfer,
+            precision: "float16".into(),
+            batch: 1,
+            seq_len: 871,
+            tokens: 871,
+            params: Some(7_000_000_000),
+        };
+        assert_eq!(kv.name(), "model_kv_transfer");
+        // Moving a cache is not arithmetic, whatever the model's size.
+        assert_eq!(kv.flops(), None);
+        assert_eq!(kv.tokens(), Some(871.0));
+        let net = KernelSpec::Network {
+            protocol: NetworkProtocol::Tcp,
+            direction: NetworkDirection::ServerToClient,
+            streams: 4,
+            peer: "10.0.0.2".into(),
+            bytes: 1000,
+        };
+        assert_eq!(net.name(), "tcp_server_to_client");
+        assert_eq!(net.family(), KernelFamily::Interconnect);
+        assert_eq!(
+            (net.bytes(), net.bus_bytes(), net.flops()),
+            (Some(1000.0), Some(1000.0), None)
+        );
+        assert_eq!(net.params_label(), "streams=4 peer=10.0.0.2 bytes=1000");
+        let text = serde_json::to_string(&net).unwrap();
+        assert_eq!(serde_json::from_str::<KernelSpec>(&text).unwrap(), net);
     }
 
     /// nccl-tests' `*GetBw` factors (src/all_reduce.cu: 2(n−1)/n; all_gather.cu,
