@@ -86,6 +86,8 @@ pub struct Imported {
     pub warnings: Vec<Warning>,
     /// Time series the file holds (interface traffic during a distributed run).
     pub captures: Vec<capture::TrafficCapture>,
+    /// Links between devices or machines as the file's measurements saw them.
+    pub links: Vec<(MachineKey, SeenLink)>,
     /// Set when the file is recognised but deliberately holds nothing to import (a derived
     /// summary): the reason is shown in the inventory.
     pub not_imported: Option<String>,
@@ -213,6 +215,22 @@ pub struct Dataset {
     pub warnings: Vec<Warning>,
     /// Time series read from capture files, in load order.
     pub captures: Vec<capture::TrafficCapture>,
+    /// Every link a machine's measurements crossed, as its driver or OS reported it.
+    pub links: BTreeMap<MachineKey, std::collections::BTreeSet<SeenLink>>,
+}
+
+/// A link between two of a machine's devices (or the machine and a peer), as a measurement
+/// recorded it: `from` and `to` are device ids (`0`, `1`, `host`, `peer`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenLink {
+    pub from: String,
+    pub to: String,
+    /// `nvlink`, `pcie`, `tcp`, `unified_memory`, `unknown`.
+    pub kind: String,
+    /// `NV18`, `PCIe gen 5 x16`, `TCP over loopback`.
+    pub label: String,
+    /// What the driver reported about it, `key=value`.
+    pub attributes: Vec<(String, String)>,
 }
 
 impl Dataset {
@@ -284,6 +302,12 @@ impl Dataset {
             .collect();
         (
             Dataset {
+                links: self
+                    .links
+                    .iter()
+                    .filter(|(k, _)| machines.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 records,
                 machines,
                 files,
@@ -520,6 +544,9 @@ fn finish(
             dataset.records.append(&mut imported.records);
             dataset.warnings.append(&mut imported.warnings);
             dataset.captures.append(&mut imported.captures);
+            for (key, link) in imported.links {
+                dataset.links.entry(key).or_default().insert(link);
+            }
             for (key, info) in imported.machines {
                 let entry = dataset.machines.entry(key).or_default();
                 merge_machine_info(entry, info);
@@ -662,6 +689,19 @@ pub fn reconcile_machine_labels(dataset: &mut Dataset) {
     dataset.warnings.sort();
     for r in &mut dataset.records {
         r.machine = final_key(&r.machine);
+    }
+    for c in &mut dataset.captures {
+        for m in &mut c.machines {
+            *m = final_key(m);
+        }
+    }
+    let links = std::mem::take(&mut dataset.links);
+    for (key, seen) in links {
+        dataset
+            .links
+            .entry(final_key(&key))
+            .or_default()
+            .extend(seen);
     }
     for c in &mut dataset.captures {
         for m in &mut c.machines {

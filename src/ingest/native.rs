@@ -109,6 +109,22 @@ impl Importer for NativeRun {
                     "measurement has neither samples nor an error",
                 );
             }
+            for link in m.topology.iter().flat_map(|t| &t.links) {
+                out.links.push((
+                    machine.clone(),
+                    super::SeenLink {
+                        from: link.from.clone(),
+                        to: link.to.clone(),
+                        kind: link.kind.clone(),
+                        label: link.label.clone(),
+                        attributes: link
+                            .attributes
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    },
+                ));
+            }
             out.records.push(Record {
                 machine: machine.clone(),
                 framework: run.backend.name.clone(),

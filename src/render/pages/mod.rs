@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod index;
+pub mod interconnect;
 pub mod machine;
 pub mod predictions;
 mod text;
