@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod history;
 pub mod report_sets;
 pub mod rooflines;
 pub mod verdicts;

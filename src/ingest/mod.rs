@@ -17,7 +17,7 @@ pub mod record;
 pub mod table;
 
 use node::{Node, ShapeError};
-pub use record::{MachineKey, Provenance, Record, Timing, Verification};
+pub use record::{MachineKey, Provenance, Record, RunInfo, Timing, Verification};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +67,8 @@ pub struct Imported {
     /// Machine description carried by the file, keyed by machine id.
     pub machines: Vec<(MachineKey, MachineInfo)>,
     pub warnings: Vec<Warning>,
+    /// The silirep runs the file holds (one for a native run file).
+    pub runs: Vec<RunInfo>,
     /// Set when the file is recognised but deliberately holds nothing to import (a derived
     /// summary, a network capture): the reason is shown in the inventory.
     pub not_imported: Option<String>,
@@ -150,6 +152,8 @@ pub struct Dataset {
     pub machines: BTreeMap<MachineKey, MachineInfo>,
     pub files: Vec<FileOutcome>,
     pub warnings: Vec<Warning>,
+    /// silirep's runs by run id (records name theirs in `Record::run_id`).
+    pub runs: BTreeMap<String, RunInfo>,
 }
 
 impl Dataset {
@@ -212,12 +216,19 @@ impl Dataset {
             .filter(|w| files_used.contains(w.file.as_str()))
             .cloned()
             .collect();
+        let runs = self
+            .runs
+            .iter()
+            .filter(|(_, run)| wanted.contains(&run.machine))
+            .map(|(id, run)| (id.clone(), run.clone()))
+            .collect();
         (
             Dataset {
                 records,
                 machines,
                 files,
                 warnings,
+                runs,
             },
             indices,
         )
@@ -395,6 +406,9 @@ fn load_file(
             });
             dataset.records.append(&mut imported.records);
             dataset.warnings.append(&mut imported.warnings);
+            for run in imported.runs {
+                dataset.runs.insert(run.run_id.clone(), run);
+            }
             for (key, info) in imported.machines {
                 let entry = dataset.machines.entry(key).or_default();
                 merge_machine_info(entry, info);
@@ -535,6 +549,9 @@ pub fn reconcile_machine_labels(dataset: &mut Dataset) {
     dataset.warnings.sort();
     for r in &mut dataset.records {
         r.machine = final_key(&r.machine);
+    }
+    for run in dataset.runs.values_mut() {
+        run.machine = final_key(&run.machine);
     }
     let machines = std::mem::take(&mut dataset.machines);
     for (key, mut info) in machines {

@@ -1,6 +1,7 @@
 //! Steps in a time-ordered series of runs of one configuration, and noise that is not a step.
 //!
-//! A series is one value per run (its median time, with the run's own 95% CI). Steps are found
+//! A series is one value per run (its median time or the rate from it, with the run's own
+//! 95% CI). Steps are found
 //! by binary segmentation on the logarithms: the split that minimises the squared error of a
 //! two-level fit is kept when all three hold —
 //! 1. the step (difference of the two levels' log means) exceeds the noise floor: smaller
@@ -19,7 +20,7 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-/// One run's value (time per iteration, > 0) with its 95% CI where it has one.
+/// One run's value (a time per iteration or a rate, > 0) with its 95% CI where it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SeriesPoint {
     pub value: f64,
@@ -33,7 +34,7 @@ pub struct Step {
     /// Index of the first run after the step.
     pub index: usize,
     /// Level after / level before (geometric means of the runs of each level): above 1 is
-    /// slower for times.
+    /// slower for times, faster for rates.
     pub ratio: f64,
 }
 

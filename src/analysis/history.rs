@@ -1,0 +1,300 @@
+//! A machine's silirep runs in time order: what changed between consecutive runs (silirep
+//! version, driver, libraries, OS, power limit, settings), each configuration's value per run,
+//! the steps in those series with the change that coincides, and the run-to-run noise floor
+//! derived from configurations measured more than once.
+//!
+//! The statistics (steps, floors) are `silirep_stats`' pure functions; this module decides
+//! which records form a series and which floor applies to it.
+
+use super::RateEstimate;
+use super::compare::ConfigKey;
+use crate::ingest::{Dataset, MachineKey, Record, RunInfo};
+use silirep_core::KernelFamily;
+use silirep_stats::change_points::{self, SeriesPoint, SeriesVerdict};
+use silirep_stats::compare::{DEFAULT_NOISE_FLOOR, DerivedFloor, noise_floor_from_repeats};
+use std::collections::BTreeMap;
+
+/// Where a noise floor comes from.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum FloorSource {
+    /// Derived from this machine's repeated runs of configurations of the same family.
+    Derived(DerivedFloor),
+    /// [`DEFAULT_NOISE_FLOOR`]: the results hold too few repeats for this machine and family.
+    Default,
+    /// Given on the command line.
+    Given,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct NoiseFloor {
+    /// Relative (0.03 = 3%).
+    pub value: f64,
+    pub source: FloorSource,
+}
+
+impl NoiseFloor {
+    /// `±3% (default)`, `±0.52% (from 12 configurations measured in 2+ runs)`.
+    pub fn describe(&self) -> String {
+        let value = crate::util::format::percent(self.value);
+        match self.source {
+            FloorSource::Derived(d) => format!(
+                "±{value} (derived from {} configuration(s) measured in several runs, {} degree(s) of freedom)",
+                d.configurations, d.degrees_of_freedom
+            ),
+            FloorSource::Default => {
+                format!("±{value} (default: no repeated runs to derive it from)")
+            }
+            FloorSource::Given => format!("±{value} (given)"),
+        }
+    }
+
+    /// The floor for a difference between two machines with floors `a` and `b`: each floor
+    /// bounds the difference of two runs of one machine, so the mixed difference gets the
+    /// root mean square of the two.
+    pub fn combine(a: NoiseFloor, b: NoiseFloor) -> NoiseFloor {
+        if a == b {
+            return a;
+        }
+        NoiseFloor {
+            value: ((a.value.powi(2) + b.value.powi(2)) / 2.0).sqrt(),
+            source: match (a.source, b.source) {
+                (FloorSource::Given, _) | (_, FloorSource::Given) => FloorSource::Given,
+                (FloorSource::Default, FloorSource::Default) => FloorSource::Default,
+                (FloorSource::Derived(d), _) | (_, FloorSource::Derived(d)) => {
+                    FloorSource::Derived(d)
+                }
+            },
+        }
+    }
+}
+
+/// Noise floors per machine and kernel family, derived where a machine measured
+/// configurations of a family in more than one run.
+#[derive(Debug, Clone, Default)]
+pub struct NoiseFloors {
+    derived: BTreeMap<(MachineKey, KernelFamily), DerivedFloor>,
+    given: Option<f64>,
+}
+
+impl NoiseFloors {
+    pub fn from_dataset(dataset: &Dataset) -> NoiseFloors {
+        let mut centres: BTreeMap<(MachineKey, KernelFamily), BTreeMap<ConfigKey, Vec<f64>>> =
+            BTreeMap::new();
+        for r in &dataset.records {
+            let (Some(_), Some(timing)) = (&r.run_id, &r.timing) else {
+                continue;
+            };
+            centres
+                .entry((r.machine.clone(), r.spec.family()))
+                .or_default()
+                .entry(ConfigKey::of(r))
+                .or_default()
+                .push(timing.center_s());
+        }
+        let derived = centres
+            .into_iter()
+            .filter_map(|(key, configs)| {
+                let groups: Vec<Vec<f64>> = configs.into_values().collect();
+                noise_floor_from_repeats(&groups).map(|f| (key, f))
+            })
+            .collect();
+        NoiseFloors {
+            derived,
+            given: None,
+        }
+    }
+
+    /// Every floor replaced by `value` (the command line's `--noise-floor`).
+    pub fn given(value: f64) -> NoiseFloors {
+        NoiseFloors {
+            derived: BTreeMap::new(),
+            given: Some(value),
+        }
+    }
+
+    pub fn floor(&self, machine: &MachineKey, family: KernelFamily) -> NoiseFloor {
+        if let Some(value) = self.given {
+            return NoiseFloor {
+                value,
+                source: FloorSource::Given,
+            };
+        }
+        match self.derived.get(&(machine.clone(), family)) {
+            Some(d) => NoiseFloor {
+                value: d.value,
+                source: FloorSource::Derived(*d),
+            },
+            None => NoiseFloor {
+                value: DEFAULT_NOISE_FLOOR,
+                source: FloorSource::Default,
+            },
+        }
+    }
+
+    /// The derived floors, for the pages that state them.
+    pub fn derived(&self) -> impl Iterator<Item = (&MachineKey, KernelFamily, &DerivedFloor)> {
+        self.derived.iter().map(|((m, f), d)| (m, *f, d))
+    }
+}
+
+/// One run in a machine's history.
+#[derive(Debug, Clone)]
+pub struct HistoryRun {
+    pub info: RunInfo,
+    /// What differs from the previous run (`driver: 580 → 590`); empty for the first.
+    pub changes: Vec<String>,
+}
+
+/// One configuration's value in one run.
+#[derive(Debug, Clone)]
+pub struct HistoryPoint {
+    /// Index into [`MachineHistory::runs`].
+    pub run: usize,
+    pub rate: RateEstimate,
+}
+
+/// A step in a configuration's series, with the run it starts at and what changed there.
+#[derive(Debug, Clone)]
+pub struct HistoryStep {
+    pub run: usize,
+    /// Rate after / rate before: below 1 is slower.
+    pub rate_ratio: f64,
+    pub coinciding_changes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigHistory {
+    pub key: ConfigKey,
+    /// In run order.
+    pub points: Vec<HistoryPoint>,
+    pub steps: Vec<HistoryStep>,
+    pub verdict: SeriesVerdict,
+    pub noise_floor: NoiseFloor,
+}
+
+#[derive(Debug, Clone)]
+pub struct MachineHistory {
+    pub machine: MachineKey,
+    /// In time order (start time, then run id).
+    pub runs: Vec<HistoryRun>,
+    /// Configurations measured in more than one run.
+    pub configurations: Vec<ConfigHistory>,
+}
+
+/// Histories of every machine with more than one silirep run. `rates` is aligned with
+/// `dataset.records`.
+pub fn histories(
+    dataset: &Dataset,
+    rates: &[Option<RateEstimate>],
+    floors: &NoiseFloors,
+) -> Vec<MachineHistory> {
+    let mut runs_by_machine: BTreeMap<&MachineKey, Vec<&RunInfo>> = BTreeMap::new();
+    for run in dataset.runs.values() {
+        runs_by_machine.entry(&run.machine).or_default().push(run);
+    }
+    runs_by_machine
+        .into_iter()
+        .filter(|(_, runs)| runs.len() > 1)
+        .map(|(machine, mut runs)| {
+            runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
+            let order: BTreeMap<&str, usize> = runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.run_id.as_str(), i))
+                .collect();
+            let history_runs: Vec<HistoryRun> = runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| HistoryRun {
+                    info: (*r).clone(),
+                    changes: if i == 0 {
+                        Vec::new()
+                    } else {
+                        r.changes_since(runs[i - 1])
+                    },
+                })
+                .collect();
+            let mut series: BTreeMap<ConfigKey, Vec<(usize, &Record, &RateEstimate)>> =
+                BTreeMap::new();
+            for (r, rate) in dataset.records.iter().zip(rates) {
+                let (Some(rate), Some(run_id)) = (rate, &r.run_id) else {
+                    continue;
+                };
+                if &r.machine != machine {
+                    continue;
+                }
+                if let Some(&run) = order.get(run_id.as_str()) {
+                    series
+                        .entry(ConfigKey::of(r))
+                        .or_default()
+                        .push((run, r, rate));
+                }
+            }
+            let configurations = series
+                .into_iter()
+                .filter(|(_, points)| points.len() > 1)
+                .map(|(key, mut points)| {
+                    points.sort_by_key(|(run, _, _)| *run);
+                    let floor = floors.floor(machine, key.family);
+                    config_history(key, &points, &history_runs, floor)
+                })
+                .collect();
+            MachineHistory {
+                machine: machine.clone(),
+                runs: history_runs,
+                configurations,
+            }
+        })
+        .collect()
+}
+
+fn config_history(
+    key: ConfigKey,
+    points: &[(usize, &Record, &RateEstimate)],
+    runs: &[HistoryRun],
+    floor: NoiseFloor,
+) -> ConfigHistory {
+    // Steps are found on rates (higher is better); the series tests are symmetric, so a
+    // slowdown is a step below 1.
+    let series: Vec<SeriesPoint> = points
+        .iter()
+        .map(|(_, _, rate)| SeriesPoint {
+            value: rate.value,
+            lower: rate.lower,
+            upper: rate.upper,
+        })
+        .collect();
+    let verdict = change_points::analyse_series(&series, floor.value);
+    let steps = verdict
+        .steps
+        .iter()
+        .map(|s| {
+            let run = points[s.index].0;
+            let previous = points[s.index - 1].0;
+            // Everything that changed in the runs between the two points, inclusive of the
+            // step's own run.
+            let coinciding_changes = runs[previous + 1..=run]
+                .iter()
+                .flat_map(|r| r.changes.iter().cloned())
+                .collect();
+            HistoryStep {
+                run,
+                rate_ratio: s.ratio,
+                coinciding_changes,
+            }
+        })
+        .collect();
+    ConfigHistory {
+        key,
+        points: points
+            .iter()
+            .map(|(run, _, rate)| HistoryPoint {
+                run: *run,
+                rate: (*rate).clone(),
+            })
+            .collect(),
+        steps,
+        verdict,
+        noise_floor: floor,
+    }
+}
