@@ -9,6 +9,10 @@ fn main() -> ExitCode {
             silirep::report::Outcome::Ok => ExitCode::SUCCESS,
             silirep::report::Outcome::Problems => ExitCode::from(1),
         }),
+        Command::Compare(args) => silirep::compare::run(&args).map(|o| match o {
+            silirep::compare::Outcome::Ok => ExitCode::SUCCESS,
+            silirep::compare::Outcome::Regression => ExitCode::from(1),
+        }),
         Command::Schema => {
             print!("{}", silirep_core::schema::JSON_SCHEMA_V1);
             Ok(ExitCode::SUCCESS)
