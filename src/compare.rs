@@ -72,7 +72,10 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
             (given.clone(), given)
         }
         (None, Some(t)) => (NoiseFloors::from_dataset(t), NoiseFloors::from_dataset(t)),
-        (None, None) => (NoiseFloors::from_dataset(&old), NoiseFloors::from_dataset(&new)),
+        (None, None) => (
+            NoiseFloors::from_dataset(&old),
+            NoiseFloors::from_dataset(&new),
+        ),
     };
     let table = compare(old_name, &old, new_name, &new, (&old_floors, &new_floors))?;
     let text = match args.format {
@@ -224,7 +227,10 @@ pub fn compare(
     let ratios: Vec<f64> = rows.iter().map(|r| 1.0 + r.change).collect();
     let geomean = silirep_stats::geometric_mean_ratio(&ratios).ok();
     let missing = |a: &Runs, b: &Runs| -> Vec<String> {
-        a.keys().filter(|k| !b.contains_key(*k)).map(label).collect()
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(label)
+            .collect()
     };
     Ok(Table {
         only_old: missing(&old_runs, &new_runs),
@@ -242,10 +248,7 @@ fn label(key: &ConfigKey) -> String {
     } else {
         format!(" ({})", key.framework)
     };
-    format!(
-        "{} {} {}{framework}",
-        key.kernel, key.precision, key.params
-    )
+    format!("{} {} {}{framework}", key.kernel, key.precision, key.params)
 }
 
 /// `60%`, `0.1`: a fraction.
@@ -353,7 +356,11 @@ pub fn markdown(t: &Table) -> String {
     if let Some(g) = &t.geomean {
         let ci = match (g.lower, g.upper) {
             (Some(lo), Some(hi)) => {
-                format!("[{}, {}]", signed_percent(lo - 1.0), signed_percent(hi - 1.0))
+                format!(
+                    "[{}, {}]",
+                    signed_percent(lo - 1.0),
+                    signed_percent(hi - 1.0)
+                )
             }
             _ => "no CI".into(),
         };
@@ -372,10 +379,18 @@ pub fn markdown(t: &Table) -> String {
         out += &format!("Noise floor: {f}.\n");
     }
     if !t.only_old.is_empty() {
-        out += &format!("\nOnly in old ({}): {}\n", t.only_old.len(), t.only_old.join("; "));
+        out += &format!(
+            "\nOnly in old ({}): {}\n",
+            t.only_old.len(),
+            t.only_old.join("; ")
+        );
     }
     if !t.only_new.is_empty() {
-        out += &format!("\nOnly in new ({}): {}\n", t.only_new.len(), t.only_new.join("; "));
+        out += &format!(
+            "\nOnly in new ({}): {}\n",
+            t.only_new.len(),
+            t.only_new.join("; ")
+        );
     }
     out
 }

@@ -78,10 +78,12 @@ pub struct NoiseFloors {
 
 impl NoiseFloors {
     pub fn from_dataset(dataset: &Dataset) -> NoiseFloors {
-        let mut centres: BTreeMap<(MachineKey, KernelFamily), BTreeMap<ConfigKey, Vec<f64>>> =
-            BTreeMap::new();
+        let mut centres: BTreeMap<
+            (MachineKey, KernelFamily),
+            BTreeMap<ConfigKey, Vec<(&str, f64)>>,
+        > = BTreeMap::new();
         for r in &dataset.records {
-            let (Some(_), Some(timing)) = (&r.run_id, &r.timing) else {
+            let (Some(run_id), Some(timing)) = (&r.run_id, &r.timing) else {
                 continue;
             };
             centres
@@ -89,12 +91,12 @@ impl NoiseFloors {
                 .or_default()
                 .entry(ConfigKey::of(r))
                 .or_default()
-                .push(timing.center_s());
+                .push((run_id, timing.center_s()));
         }
         let derived = centres
             .into_iter()
             .filter_map(|(key, configs)| {
-                let groups: Vec<Vec<f64>> = configs.into_values().collect();
+                let groups: Vec<Vec<f64>> = configs.into_values().flat_map(levels).collect();
                 noise_floor_from_repeats(&groups).map(|f| (key, f))
             })
             .collect();
@@ -135,6 +137,30 @@ impl NoiseFloors {
     pub fn derived(&self) -> impl Iterator<Item = (&MachineKey, KernelFamily, &DerivedFloor)> {
         self.derived.iter().map(|((m, f), d)| (m, *f, d))
     }
+}
+
+/// A configuration's run centres split at its steps (found with the default floor): a real
+/// change between runs (a new driver) is not run-to-run noise, and must not inflate the floor.
+fn levels(mut runs: Vec<(&str, f64)>) -> Vec<Vec<f64>> {
+    // Run ids start with the UTC start time after the machine id: they sort in time order.
+    runs.sort_by(|a, b| a.0.cmp(b.0));
+    let values: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    let series: Vec<SeriesPoint> = values
+        .iter()
+        .map(|v| SeriesPoint {
+            value: *v,
+            lower: None,
+            upper: None,
+        })
+        .collect();
+    let verdict = change_points::analyse_series(&series, DEFAULT_NOISE_FLOOR);
+    let mut bounds = vec![0];
+    bounds.extend(verdict.steps.iter().map(|s| s.index));
+    bounds.push(values.len());
+    bounds
+        .windows(2)
+        .map(|w| values[w[0]..w[1]].to_vec())
+        .collect()
 }
 
 /// One run in a machine's history.
