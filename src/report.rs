@@ -263,14 +263,14 @@ fn render_histories(
         let mut drawn = Vec::new();
         for (family, chart) in charts::history_charts(&history) {
             let file = format!("{stem}-{}", family.name());
-            match silirep_charts::line_chart(&chart) {
+            match silirep_charts::history_chart(&chart) {
                 Ok(r) => {
                     outputs.add(&format!("machines/history-charts/{file}.png"), r.png)?;
                     outputs.add(
                         &format!("machines/history-charts/{file}.svg"),
                         r.svg.into_bytes(),
                     )?;
-                    drawn.push((chart.title.clone(), file));
+                    drawn.push((chart.line.title.clone(), file));
                 }
                 Err(e) => eprintln!("warning: chart machines/history-charts/{file} not drawn: {e}"),
             }

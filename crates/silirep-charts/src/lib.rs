@@ -527,7 +527,29 @@ impl Figure for RoofPlan<'_> {
     }
 }
 
+/// A vertical line across a chart at `x`, labelled (a change point in a history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+}
+
+/// A history: a line chart over runs with the change points marked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryChart {
+    pub line: LineChart,
+    pub markers: Vec<Marker>,
+}
+
 pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
+    plot_lines(chart, &[])
+}
+
+pub fn history_chart(chart: &HistoryChart) -> Result<Rendered, ChartError> {
+    plot_lines(&chart.line, &chart.markers)
+}
+
+fn plot_lines(chart: &LineChart, markers: &[Marker]) -> Result<Rendered, ChartError> {
     let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
     let mut skipped = 0;
     let series: Vec<(String, Vec<&SeriesPoint>)> = chart
@@ -584,6 +606,7 @@ pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
         .unwrap_or_default();
     let plan = LinePlan {
         chart,
+        markers,
         series,
         x: (x_lo, x_hi),
         y: (y_lo, y_hi),
@@ -599,6 +622,7 @@ pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
 
 struct LinePlan<'a> {
     chart: &'a LineChart,
+    markers: &'a [Marker],
     series: Vec<(String, Vec<&'a SeriesPoint>)>,
     x: (f64, f64),
     y: (f64, f64),
@@ -609,6 +633,7 @@ impl Figure for LinePlan<'_> {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), ChartError> {
         let LinePlan {
             chart,
+            markers,
             series,
             x: (x_lo, x_hi),
             y: (y_lo, y_hi),
@@ -638,6 +663,22 @@ impl Figure for LinePlan<'_> {
                     .light_line_style(RGBColor(235, 235, 235))
                     .draw()
                     .map_err(draw_err)?;
+                for m in markers.iter() {
+                    let grey = RGBColor(120, 120, 120);
+                    c.draw_series(DashedLineSeries::new(
+                        [(m.x, y_lo), (m.x, y_hi)],
+                        6,
+                        4,
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(draw_err)?;
+                    c.draw_series(std::iter::once(Text::new(
+                        m.label.clone(),
+                        (m.x, y_hi),
+                        (FAMILY, 12).into_font().color(&grey),
+                    )))
+                    .map_err(draw_err)?;
+                }
                 for (i, (_, pts)) in series.iter().enumerate() {
                     let col = colour(i);
                     c.draw_series(LineSeries::new(
@@ -815,6 +856,41 @@ mod tests {
             }),
             Err(ChartError::Empty(_))
         ));
+    }
+
+    #[test]
+    fn history_charts_mark_their_change_points() {
+        let point = |x: f64, y: f64| SeriesPoint {
+            x,
+            y,
+            y_low: Some(y * 0.99),
+            y_high: Some(y * 1.01),
+        };
+        let line = LineChart {
+            title: "GEMM over runs".into(),
+            x_label: "run".into(),
+            y_label: "FLOP/s".into(),
+            x_log: false,
+            y_log: true,
+            series: vec![Series {
+                label: "gemm f32".into(),
+                points: vec![point(1.0, 1e12), point(2.0, 1e12), point(3.0, 0.92e12)],
+            }],
+        };
+        let marked = history_chart(&HistoryChart {
+            line: line.clone(),
+            markers: vec![Marker {
+                x: 3.0,
+                label: "driver 580 → 590".into(),
+            }],
+        })
+        .unwrap();
+        assert!(marked.svg.contains("driver 580 → 590"));
+        assert!(
+            marked.svg.contains("stroke-dasharray")
+                || marked.svg.len() > line_chart(&line).unwrap().svg.len()
+        );
+        assert!(!line_chart(&line).unwrap().svg.contains("driver 580"));
     }
 
     #[test]
