@@ -106,16 +106,10 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// Loads a results tree, a folder or a file; problems are printed per side (see [`side`]), so
+/// a tree's unrelated files stay quiet.
 fn load(path: &Path) -> Result<Dataset> {
     let mut d = ingest::load_dir(path)?;
-    for f in d.failed_files() {
-        if let ingest::FileStatus::Failed { error } = &f.status {
-            eprintln!("error: {}: {error}", f.file);
-        }
-    }
-    for w in &d.warnings {
-        eprintln!("warning: {w}");
-    }
     ingest::ensure_record_machines(&mut d);
     ingest::reconcile_machine_labels(&mut d);
     Ok(d)
@@ -149,6 +143,14 @@ fn side(spec: &str, tree: Option<&Dataset>) -> Result<(String, Dataset)> {
         let (d, _) = tree.only_machines(&[(*machine).clone()]);
         (machine.label.clone(), d)
     };
+    for f in dataset.failed_files() {
+        if let ingest::FileStatus::Failed { error } = &f.status {
+            eprintln!("error: {}: {error}", f.file);
+        }
+    }
+    for w in &dataset.warnings {
+        eprintln!("warning: {w}");
+    }
     let machines: std::collections::BTreeSet<&MachineKey> =
         dataset.records.iter().map(|r| &r.machine).collect();
     match machines.len() {
