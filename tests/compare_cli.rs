@@ -227,6 +227,16 @@ fn machines_are_named_within_a_results_tree_and_bad_names_are_errors() {
         "{t}"
     );
     assert!(t.contains("\"Synthetic box\" (synthetic-gpu-"), "{t}");
+    // A path that does not exist, without --results, says how to name a machine.
+    let out = silirep(&["compare", "no/such/run.json", "other.json"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(
+            "no/such/run.json: no such file or folder (to name a machine, pass --results <dir>)"
+        ),
+        "{t}"
+    );
     // Six runs against themselves through the hierarchical bootstrap: no change.
     let raw = dir.path().join("raw/synthetic-box");
     let out = silirep(&["compare", raw.to_str().unwrap(), raw.to_str().unwrap()]);

@@ -68,6 +68,9 @@ impl NoiseFloor {
     }
 }
 
+/// Each configuration's (run id, centre time) pairs.
+type RunCentres<'a> = BTreeMap<ConfigKey, Vec<(&'a str, f64)>>;
+
 /// Noise floors per machine and kernel family, derived where a machine measured
 /// configurations of a family in more than one run.
 #[derive(Debug, Clone, Default)]
@@ -78,10 +81,7 @@ pub struct NoiseFloors {
 
 impl NoiseFloors {
     pub fn from_dataset(dataset: &Dataset) -> NoiseFloors {
-        let mut centres: BTreeMap<
-            (MachineKey, KernelFamily),
-            BTreeMap<ConfigKey, Vec<(&str, f64)>>,
-        > = BTreeMap::new();
+        let mut centres: BTreeMap<(MachineKey, KernelFamily), RunCentres> = BTreeMap::new();
         for r in &dataset.records {
             let (Some(run_id), Some(timing)) = (&r.run_id, &r.timing) else {
                 continue;

@@ -31,11 +31,10 @@ pub const ALPHA: f64 = 1.0 - LEVEL;
 pub const MIN_RUNS_FOR_RUN_LEVEL: usize = 3;
 
 /// Relative noise floor used when the results hold no repeated runs to derive one from: 3%.
-/// The largest bf16/f16 GEMM 8192 run-to-run movement measured between processes on one
-/// power-capped H100 was 3–9% (issue 16), and the CPU VM's repeated quick runs spread by
-/// several percent (docs/statistics.md); 3% is the smallest of these, so a floor of 3% never
-/// hides a change the data could not have produced by noise alone on a quiet machine, and
-/// `--noise-floor` overrides it.
+/// Issue 16 reports bf16 GEMM 8192 moving 3–9% between processes on one power-capped H100, and
+/// this project's shared CPU VM moves by tens of percent between runs (docs/statistics.md); 3%
+/// is the low end, so it hides no change a quiet machine could not produce by noise alone.
+/// `silirep compare --noise-floor` replaces it.
 pub const DEFAULT_NOISE_FLOOR: f64 = 0.03;
 
 /// Fewest degrees of freedom (repeated runs beyond the first, summed over configurations)
@@ -479,13 +478,14 @@ mod tests {
         let mut rng = SplitMix64::new(3);
         let old = run(&mut rng, 200, 1e-3, 0.002);
         let new = run(&mut rng, 200, 1.02e-3, 0.002);
-        let strict = compare_runs(&[old.clone()], &[new.clone()], 0.0).unwrap();
+        let strict =
+            compare_runs(std::slice::from_ref(&old), std::slice::from_ref(&new), 0.0).unwrap();
         assert_eq!(strict.change, Change::Slower);
         assert!((strict.time_ratio - 1.02).abs() < 0.002, "{strict:?}");
-        let floored = compare_runs(&[old.clone()], &[new], 0.03).unwrap();
+        let floored = compare_runs(std::slice::from_ref(&old), &[new], 0.03).unwrap();
         assert_eq!(floored.change, Change::WithinNoise);
         let much_slower = run(&mut rng, 200, 1.08e-3, 0.002);
-        let c = compare_runs(&[old.clone()], &[much_slower], 0.03).unwrap();
+        let c = compare_runs(std::slice::from_ref(&old), &[much_slower], 0.03).unwrap();
         assert_eq!(c.change, Change::Slower);
         let faster = run(&mut rng, 200, 0.9e-3, 0.002);
         assert_eq!(
@@ -531,7 +531,7 @@ mod tests {
         let mut rng = SplitMix64::new(5);
         let a = run(&mut rng, 300, 1.0e-3, 0.001);
         let b = run(&mut rng, 300, 1.05e-3, 0.001);
-        let s = speedup_of_runs(&[a.clone()], &[b.clone()], 0.03).unwrap();
+        let s = speedup_of_runs(std::slice::from_ref(&a), std::slice::from_ref(&b), 0.03).unwrap();
         assert!((s.ratio - 1.05).abs() < 0.002);
         assert!(s.lower.unwrap() < 1.05 / 1.029 && s.upper.unwrap() > 1.05 * 1.029);
         assert_eq!((s.significant, s.noise_floor), (Some(true), Some(0.03)));
