@@ -206,6 +206,14 @@ impl Backend for CpuBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
+            KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
+                return Err(KernelError::network_needs_peer());
+            }
+            KernelSpec::Network { .. } => {
+                return Err(KernelError::Unsupported(
+                    "network transfers between hosts are imported (iperf3), not measured".into(),
+                ));
+            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. } => {
