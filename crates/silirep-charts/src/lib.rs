@@ -688,9 +688,21 @@ impl Figure for LinePlan<'_> {
                     .map_err(draw_err)?;
                 }
                 for m in labels.iter().filter(|m| m.x >= x_lo && m.x <= x_hi) {
+                    // Darker than an unlabelled marker, which a grid line can hide.
+                    c.draw_series(std::iter::once(PathElement::new(
+                        vec![(m.x, y_lo), (m.x, y_hi)],
+                        RGBColor(90, 90, 90).stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+                    // The label starts just right of its line.
+                    let label_x = if chart.x_log {
+                        m.x * 1.02
+                    } else {
+                        m.x + 0.01 * (x_hi - x_lo)
+                    };
                     c.draw_series(std::iter::once(Text::new(
                         m.label.clone(),
-                        (m.x, y_hi),
+                        (label_x, y_hi),
                         (FAMILY, 12).into_font().color(&grey),
                     )))
                     .map_err(draw_err)?;
