@@ -295,7 +295,8 @@ fn change_cell(r: &Row) -> String {
     match r.comparison.change {
         Change::Slower | Change::Faster => signed_percent(r.change),
         Change::NoChange | Change::WithinNoise => "~".into(),
-        Change::Untested => "?".into(),
+        // No test: the point change, marked as such.
+        Change::Untested => format!("{} ?", signed_percent(r.change)),
     }
 }
 
