@@ -324,3 +324,115 @@ fn config_history(
         noise_floor: floor,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silirep_core::{Dtype, KernelSpec};
+
+    fn machine() -> MachineKey {
+        MachineKey {
+            id: "box-1".into(),
+            label: "Box".into(),
+        }
+    }
+
+    fn gemm(n: u64) -> KernelSpec {
+        KernelSpec::Gemm {
+            m: n,
+            n,
+            k: n,
+            dtype: Dtype::F32,
+        }
+    }
+
+    fn run(index: usize, driver: &str) -> RunInfo {
+        RunInfo {
+            run_id: format!("box-1-2026010{index}T000000Z"),
+            machine: machine(),
+            file: format!("run{index}.json"),
+            started_at: format!("2026-01-0{index}T00:00:00Z"),
+            facts: [("driver".to_string(), driver.to_string())].into(),
+        }
+    }
+
+    /// A dataset of `times[i]` for run i (1-based days) of each GEMM size, drivers per run.
+    fn dataset(sizes: &[u64], times: &[f64], drivers: &[&str]) -> Dataset {
+        let mut d = Dataset::default();
+        for (i, (t, driver)) in times.iter().zip(drivers).enumerate() {
+            let info = run(i + 1, driver);
+            for &n in sizes {
+                let mut r = Record::for_tests(
+                    machine(),
+                    gemm(n),
+                    (0..20).map(|k| t * (1.0 + 1e-4 * (k % 5) as f64)).collect(),
+                );
+                r.run_id = Some(info.run_id.clone());
+                d.records.push(r);
+            }
+            d.runs.insert(info.run_id.clone(), info);
+        }
+        d
+    }
+
+    #[test]
+    fn floors_come_from_repeats_with_steps_split_out() {
+        // Two sizes, four runs: ±1% scatter, then a 10% step at run 3 (a new driver).
+        let times = [1.0, 1.01, 1.10, 1.11];
+        let d = dataset(&[256, 512], &times, &["1", "1", "2", "2"]);
+        let floors = NoiseFloors::from_dataset(&d);
+        let f = floors.floor(&machine(), KernelFamily::Gemm);
+        let FloorSource::Derived(derived) = f.source else {
+            panic!("expected a derived floor, got {f:?}");
+        };
+        // Levels {1.0, 1.01} and {1.10, 1.11} per size: the step is not noise.
+        assert_eq!(derived.degrees_of_freedom, 4, "{derived:?}");
+        assert!(f.value < 0.03, "{f:?}");
+        // No repeats in another family: the default, said so.
+        let other = floors.floor(&machine(), KernelFamily::Bandwidth);
+        assert_eq!(
+            (other.value, other.source),
+            (DEFAULT_NOISE_FLOOR, FloorSource::Default)
+        );
+        assert!(other.describe().contains("default"));
+    }
+
+    #[test]
+    fn histories_order_runs_and_name_the_change_at_a_step() {
+        let times = [1.0, 1.0, 1.0, 1.08, 1.08];
+        let drivers = ["580", "580", "580", "590", "590"];
+        let d = dataset(&[256], &times, &drivers);
+        let rates: Vec<Option<RateEstimate>> =
+            d.records.iter().map(super::super::rate_estimate).collect();
+        let histories = histories(&d, &rates, &NoiseFloors::given(0.03));
+        assert_eq!(histories.len(), 1);
+        let h = &histories[0];
+        assert_eq!(h.runs.len(), 5);
+        assert!(h.runs[0].changes.is_empty());
+        assert_eq!(h.runs[3].changes, ["driver: 580 → 590"]);
+        let c = &h.configurations[0];
+        assert_eq!(c.steps.len(), 1, "{:?}", c.verdict);
+        assert_eq!(c.steps[0].run, 3);
+        assert!((c.steps[0].rate_ratio - 1.0 / 1.08).abs() < 1e-3);
+        assert_eq!(c.steps[0].coinciding_changes, ["driver: 580 → 590"]);
+    }
+
+    #[test]
+    fn machines_with_one_run_have_no_history_and_floors_combine() {
+        let d = dataset(&[256], &[1.0], &["580"]);
+        let rates: Vec<Option<RateEstimate>> =
+            d.records.iter().map(super::super::rate_estimate).collect();
+        assert!(histories(&d, &rates, &NoiseFloors::default()).is_empty());
+        let a = NoiseFloor {
+            value: 0.03,
+            source: FloorSource::Default,
+        };
+        let b = NoiseFloor {
+            value: 0.04,
+            source: FloorSource::Default,
+        };
+        let c = NoiseFloor::combine(a, b);
+        assert!((c.value - (0.0025f64 / 2.0 * 1.0).sqrt()).abs() < 1e-12);
+        assert_eq!(NoiseFloor::combine(a, a), a);
+    }
+}

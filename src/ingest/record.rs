@@ -178,3 +178,44 @@ impl RunInfo {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_between_runs_name_each_fact_that_moved() {
+        let run = |facts: &[(&str, &str)]| RunInfo {
+            run_id: "r".into(),
+            machine: MachineKey {
+                id: "m".into(),
+                label: "M".into(),
+            },
+            file: "r.json".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            facts: facts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let before = run(&[
+            ("driver", "580"),
+            ("silirep", "0.1.0"),
+            ("power limit (W)", "700"),
+        ]);
+        let after = run(&[
+            ("driver", "590"),
+            ("silirep", "0.1.0"),
+            ("cublasLt", "13.1.0"),
+        ]);
+        assert_eq!(
+            after.changes_since(&before),
+            [
+                "cublasLt: — → 13.1.0",
+                "driver: 580 → 590",
+                "power limit (W): 700 → —"
+            ]
+        );
+        assert!(before.changes_since(&before).is_empty());
+    }
+}
