@@ -10,8 +10,8 @@
 //!    s the residual standard deviation of the two-level fit;
 //! 3. with three or more runs, the two levels fit better than a straight line: a slow drift
 //!    (a machine heating up week by week, a shared VM filling up) is split best somewhere, but
-//!    a line explains it with no step at all (asv's step detection makes the same distinction
-//!    with a penalised piecewise-constant fit).
+//!    a line explains it with no step at all. (asv's `step_detect.py` fits a penalised
+//!    piecewise-constant model; this test keeps a drift from reading as a staircase.)
 //!
 //! Each level is then searched again. What is left inside a level is noise: when it spreads
 //! runs further apart than the noise floor, or two runs' CIs do not overlap, the series says
