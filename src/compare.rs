@@ -16,7 +16,7 @@ use crate::ingest::{self, Dataset, MachineKey, Record};
 use crate::util::format;
 use anyhow::{Context, Result, bail};
 use silirep_stats::Observations;
-use silirep_stats::compare::{AbComparison, Change, compare_runs};
+use silirep_stats::compare::{AbComparison, Change, MIN_RUNS_FOR_RUN_LEVEL, compare_runs};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -376,10 +376,21 @@ pub fn markdown(t: &Table) -> String {
     out += "\nChange is new rate / old rate − 1 (negative is slower). \"~\": not significant at the 5% level, \
             or significant but within the run-to-run noise floor; a significant change must have its whole \
             95% CI beyond the floor.\n";
-    let floors: std::collections::BTreeSet<String> =
-        t.rows.iter().map(|r| r.noise_floor.describe()).collect();
-    for f in floors {
+    // Only floors some row was judged against: rows with three or more runs a side carry
+    // their run-to-run noise themselves.
+    let floors: std::collections::BTreeSet<String> = t
+        .rows
+        .iter()
+        .filter(|r| r.comparison.noise_floor > 0.0)
+        .map(|r| r.noise_floor.describe())
+        .collect();
+    for f in &floors {
         out += &format!("Noise floor: {f}.\n");
+    }
+    if floors.is_empty() && !t.rows.is_empty() {
+        out += &format!(
+            "No noise floor: every row has {MIN_RUNS_FOR_RUN_LEVEL} or more runs a side, resampled as runs.\n"
+        );
     }
     if !t.only_old.is_empty() {
         out += &format!(

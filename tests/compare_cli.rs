@@ -112,11 +112,16 @@ fn write_run(dir: &Path, index: usize, scale: f64, driver: &str, seed: u64) -> S
     path.to_string_lossy().into_owned()
 }
 
-/// Six runs; runs 4–6 take `step` × the time and (when `new_driver`) a new driver.
+/// Six runs; runs 4–6 take `step` × the time and (when `step` ≠ 1) a new driver; each run
+/// also drifts by `drift_per_run` and moves by up to ±1% as a whole, as a real machine does
+/// between processes (clocks, placement), so the run-to-run noise floor has something to see.
 fn history(dir: &Path, step: f64, drift_per_run: f64) -> Vec<String> {
+    let mut jitter = SplitMix64::new(7);
     (0..6)
         .map(|i| {
-            let scale = if i >= 3 { step } else { 1.0 } * (1.0 + drift_per_run * i as f64);
+            let run_noise = 1.0 + jitter.uniform(-0.01, 0.01);
+            let scale =
+                if i >= 3 { step } else { 1.0 } * (1.0 + drift_per_run * i as f64) * run_noise;
             let driver = if i >= 3 && step != 1.0 {
                 "590.10"
             } else {
@@ -154,7 +159,6 @@ fn a_planted_8_percent_slowdown_is_flagged_with_its_change() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("| slower |"), "{t}");
-    assert!(t.contains("−7.4%"), "{t}");
     assert!(t.contains("Mann-Whitney U"), "{t}");
     assert!(t.contains("significant slowdown(s) beyond 5%"), "{t}");
     // A threshold above the slowdown passes the gate, with the same table.
@@ -162,10 +166,11 @@ fn a_planted_8_percent_slowdown_is_flagged_with_its_change() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The history page finds the step at run 4 and names the driver update.
     let page = history_page(dir.path());
-    assert!(
-        page.contains("| 4 | −7.4% | driver: 580.95 → 590.10 |"),
-        "{page}"
-    );
+    let steps: Vec<&str> = page
+        .lines()
+        .filter(|l| l.contains("| 4 | −") && l.ends_with("| driver: 580.95 → 590.10 |"))
+        .collect();
+    assert_eq!(steps.len(), 2, "both configurations step at run 4:\n{page}");
     // CSV and JSON carry the same verdict.
     let csv = text(&silirep(&[
         "compare", &runs[2], &runs[3], "--format", "csv",
@@ -196,7 +201,7 @@ fn a_planted_half_percent_slowdown_is_no_change() {
 #[test]
 fn drift_without_a_step_is_reported_as_noise() {
     let dir = tempfile::tempdir().unwrap();
-    // 1.5% slower every run, nothing changed: 7.5% from first to last, no step.
+    // 1.5% slower every run, nothing changed: about 7.5% from first to last, no step.
     history(dir.path(), 1.0, 0.015);
     let page = history_page(dir.path());
     assert!(
@@ -204,7 +209,9 @@ fn drift_without_a_step_is_reported_as_noise() {
         "{page}"
     );
     assert!(
-        page.contains("noise: runs spread 7.5% (more than their CIs allow) with no step"),
+        page.matches("(more than their CIs allow) with no step")
+            .count()
+            == 2,
         "{page}"
     );
 }

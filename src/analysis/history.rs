@@ -11,7 +11,7 @@ use super::compare::ConfigKey;
 use crate::ingest::{Dataset, MachineKey, Record, RunInfo};
 use silirep_core::KernelFamily;
 use silirep_stats::change_points::{self, SeriesPoint, SeriesVerdict};
-use silirep_stats::compare::{DEFAULT_NOISE_FLOOR, DerivedFloor, noise_floor_from_repeats};
+use silirep_stats::compare::{DEFAULT_NOISE_FLOOR, DerivedFloor, noise_floor_from_series};
 use std::collections::BTreeMap;
 
 /// Where a noise floor comes from.
@@ -33,13 +33,13 @@ pub struct NoiseFloor {
 }
 
 impl NoiseFloor {
-    /// `±3% (default)`, `±0.52% (from 12 configurations measured in 2+ runs)`.
+    /// `±3% (default: …)`, `±0.32% (derived from 12 differences between consecutive runs …)`.
     pub fn describe(&self) -> String {
         let value = crate::util::format::percent(self.value);
         match self.source {
             FloorSource::Derived(d) => format!(
-                "±{value} (derived from {} configuration(s) measured in several runs, {} degree(s) of freedom)",
-                d.configurations, d.degrees_of_freedom
+                "±{value} (derived from {} differences between consecutive runs of {} configuration(s))",
+                d.differences, d.configurations
             ),
             FloorSource::Default => {
                 format!("±{value} (default: no repeated runs to derive it from)")
@@ -72,22 +72,24 @@ impl NoiseFloor {
 type RunCentres<'a> = BTreeMap<ConfigKey, Vec<(&'a str, f64)>>;
 
 /// Noise floors per machine and kernel family, derived where a machine measured
-/// configurations of a family in more than one run.
+/// configurations of a family in more than one run. Keyed by machine id: a label can differ
+/// between a results tree (where two machines sharing one get their ids appended) and a file
+/// loaded on its own.
 #[derive(Debug, Clone, Default)]
 pub struct NoiseFloors {
-    derived: BTreeMap<(MachineKey, KernelFamily), DerivedFloor>,
+    derived: BTreeMap<(String, KernelFamily), DerivedFloor>,
     given: Option<f64>,
 }
 
 impl NoiseFloors {
     pub fn from_dataset(dataset: &Dataset) -> NoiseFloors {
-        let mut centres: BTreeMap<(MachineKey, KernelFamily), RunCentres> = BTreeMap::new();
+        let mut centres: BTreeMap<(String, KernelFamily), RunCentres> = BTreeMap::new();
         for r in &dataset.records {
             let (Some(run_id), Some(timing)) = (&r.run_id, &r.timing) else {
                 continue;
             };
             centres
-                .entry((r.machine.clone(), r.spec.family()))
+                .entry((r.machine.id.clone(), r.spec.family()))
                 .or_default()
                 .entry(ConfigKey::of(r))
                 .or_default()
@@ -96,8 +98,8 @@ impl NoiseFloors {
         let derived = centres
             .into_iter()
             .filter_map(|(key, configs)| {
-                let groups: Vec<Vec<f64>> = configs.into_values().flat_map(levels).collect();
-                noise_floor_from_repeats(&groups).map(|f| (key, f))
+                let series: Vec<Vec<f64>> = configs.into_values().map(in_time_order).collect();
+                noise_floor_from_series(&series).map(|f| (key, f))
             })
             .collect();
         NoiseFloors {
@@ -121,7 +123,7 @@ impl NoiseFloors {
                 source: FloorSource::Given,
             };
         }
-        match self.derived.get(&(machine.clone(), family)) {
+        match self.derived.get(&(machine.id.clone(), family)) {
             Some(d) => NoiseFloor {
                 value: d.value,
                 source: FloorSource::Derived(*d),
@@ -132,35 +134,13 @@ impl NoiseFloors {
             },
         }
     }
-
-    /// The derived floors, for the pages that state them.
-    pub fn derived(&self) -> impl Iterator<Item = (&MachineKey, KernelFamily, &DerivedFloor)> {
-        self.derived.iter().map(|((m, f), d)| (m, *f, d))
-    }
 }
 
-/// A configuration's run centres split at its steps (found with the default floor): a real
-/// change between runs (a new driver) is not run-to-run noise, and must not inflate the floor.
-fn levels(mut runs: Vec<(&str, f64)>) -> Vec<Vec<f64>> {
-    // Run ids start with the UTC start time after the machine id: they sort in time order.
+/// A configuration's run centres in time order (run ids start with the UTC start time after
+/// the machine id, so they sort by time).
+fn in_time_order(mut runs: Vec<(&str, f64)>) -> Vec<f64> {
     runs.sort_by(|a, b| a.0.cmp(b.0));
-    let values: Vec<f64> = runs.iter().map(|r| r.1).collect();
-    let series: Vec<SeriesPoint> = values
-        .iter()
-        .map(|v| SeriesPoint {
-            value: *v,
-            lower: None,
-            upper: None,
-        })
-        .collect();
-    let verdict = change_points::analyse_series(&series, DEFAULT_NOISE_FLOOR);
-    let mut bounds = vec![0];
-    bounds.extend(verdict.steps.iter().map(|s| s.index));
-    bounds.push(values.len());
-    bounds
-        .windows(2)
-        .map(|w| values[w[0]..w[1]].to_vec())
-        .collect()
+    runs.into_iter().map(|r| r.1).collect()
 }
 
 /// One run in a machine's history.
@@ -376,8 +356,8 @@ mod tests {
     }
 
     #[test]
-    fn floors_come_from_repeats_with_steps_split_out() {
-        // Two sizes, four runs: ±1% scatter, then a 10% step at run 3 (a new driver).
+    fn floors_come_from_repeats_and_see_through_a_step() {
+        // Two sizes, four runs: 1% apart, then a 10% step at run 3 (a new driver).
         let times = [1.0, 1.01, 1.10, 1.11];
         let d = dataset(&[256, 512], &times, &["1", "1", "2", "2"]);
         let floors = NoiseFloors::from_dataset(&d);
@@ -385,8 +365,12 @@ mod tests {
         let FloorSource::Derived(derived) = f.source else {
             panic!("expected a derived floor, got {f:?}");
         };
-        // Levels {1.0, 1.01} and {1.10, 1.11} per size: the step is not noise.
-        assert_eq!(derived.degrees_of_freedom, 4, "{derived:?}");
+        // Three differences per size, one of them the step: the median is the 1% ones.
+        assert_eq!(
+            (derived.configurations, derived.differences),
+            (2, 6),
+            "{derived:?}"
+        );
         assert!(f.value < 0.03, "{f:?}");
         // No repeats in another family: the default, said so.
         let other = floors.floor(&machine(), KernelFamily::Bandwidth);

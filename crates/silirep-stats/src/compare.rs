@@ -304,38 +304,38 @@ pub struct DerivedFloor {
     pub value: f64,
     /// Configurations measured in more than one run.
     pub configurations: usize,
-    /// Degrees of freedom: runs beyond the first, summed over those configurations.
-    pub degrees_of_freedom: usize,
+    /// Differences between consecutive runs of one configuration, over all of them.
+    pub differences: usize,
 }
 
-/// The run-to-run noise floor from repeated runs: each group is one configuration's run
-/// centres (times, > 0). The pooled standard deviation s of the log centres within groups
-/// gives the spread of one run; the difference of two runs has s·√2, and 95% of such
-/// differences lie within z₀.₉₇₅·√2·s. `None` below [`MIN_REPEATS_FOR_FLOOR`] degrees of
-/// freedom.
-pub fn noise_floor_from_repeats(groups: &[Vec<f64>]) -> Option<DerivedFloor> {
-    let (mut sum_sq, mut df, mut configurations) = (0.0, 0usize, 0usize);
-    for group in groups {
-        if group.len() < 2 || group.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+/// The run-to-run noise floor from repeated runs: each series is one configuration's run
+/// centres (times, > 0) in time order. The differences d between consecutive runs' log
+/// centres, pooled over series, show how far two runs of an unchanged machine fall apart.
+/// Their median absolute value m is robust to the few differences that straddle a real step
+/// (a driver update) or an outlier run, which a standard deviation would count as noise. For
+/// normal d, |d| has median 0.6745·σ_d, so 95% of differences lie within 1.96·m/0.6745; the
+/// floor is that, as a ratio minus one. `None` below [`MIN_REPEATS_FOR_FLOOR`] differences.
+pub fn noise_floor_from_series(series: &[Vec<f64>]) -> Option<DerivedFloor> {
+    let (mut differences, mut configurations) = (Vec::new(), 0usize);
+    for runs in series {
+        if runs.len() < 2 || runs.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             continue;
         }
-        let logs: Vec<f64> = group.iter().map(|v| v.ln()).collect();
-        let mean = logs.iter().sum::<f64>() / logs.len() as f64;
-        sum_sq += logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>();
-        df += logs.len() - 1;
         configurations += 1;
+        differences.extend(runs.windows(2).map(|w| (w[1] / w[0]).ln().abs()));
     }
-    if df < MIN_REPEATS_FOR_FLOOR {
+    if differences.len() < MIN_REPEATS_FOR_FLOOR {
         return None;
     }
-    let s = (sum_sq / df as f64).sqrt();
-    let z = Normal::new(0.0, 1.0)
-        .expect("the standard normal is valid")
-        .inverse_cdf(0.5 + LEVEL / 2.0);
+    let count = differences.len();
+    let m = median(&mut differences);
+    let normal = Normal::new(0.0, 1.0).expect("the standard normal is valid");
+    let z = normal.inverse_cdf(0.5 + LEVEL / 2.0);
+    let median_of_abs_normal = normal.inverse_cdf(0.75);
     Some(DerivedFloor {
-        value: (z * std::f64::consts::SQRT_2 * s).exp() - 1.0,
+        value: (z * m / median_of_abs_normal).exp() - 1.0,
         configurations,
-        degrees_of_freedom: df,
+        differences: count,
     })
 }
 
@@ -565,18 +565,25 @@ mod tests {
     }
 
     #[test]
-    fn noise_floor_from_repeats_matches_a_hand_computation() {
-        // Log spreads: ln(1.01) and ln(1.02) between two runs each, ln(1) for a third pair.
-        // Pooled variance = Σ (d/2)²·2 / 3 with d the log differences.
-        let groups = vec![vec![1.0, 1.01], vec![2.0, 2.04], vec![3.0, 3.0]];
-        let f = noise_floor_from_repeats(&groups).unwrap();
-        let d = [1.01f64.ln(), 1.02f64.ln(), 0.0];
-        let s = (d.iter().map(|d| d * d / 2.0).sum::<f64>() / 3.0).sqrt();
-        let expected = (1.959963984540054 * 2f64.sqrt() * s).exp() - 1.0;
+    fn noise_floor_from_series_matches_a_hand_computation() {
+        // |log differences|: ln 1.01, ln 1.02, 0, ln 1.01 → median (of four) = ln 1.01.
+        // scipy.stats.norm.ppf(0.975) = 1.959963984540054, norm.ppf(0.75) = 0.6744897501960817.
+        let series = vec![vec![1.0, 1.01], vec![2.0, 2.04], vec![3.0, 3.0, 3.03]];
+        let f = noise_floor_from_series(&series).unwrap();
+        let expected = (1.959963984540054 * 1.01f64.ln() / 0.6744897501960817).exp() - 1.0;
         assert!((f.value - expected).abs() < 1e-12, "{f:?} vs {expected}");
-        assert_eq!((f.configurations, f.degrees_of_freedom), (3, 3));
-        assert!(noise_floor_from_repeats(&[vec![1.0, 1.1]]).is_none());
-        assert!(noise_floor_from_repeats(&[vec![1.0], vec![2.0]]).is_none());
+        assert_eq!((f.configurations, f.differences), (3, 4));
+        assert!(noise_floor_from_series(&[vec![1.0, 1.1]]).is_none());
+        assert!(noise_floor_from_series(&[vec![1.0], vec![2.0]]).is_none());
+    }
+
+    #[test]
+    fn a_real_step_does_not_inflate_the_floor() {
+        // Six quiet runs (±0.1%) with a 10% driver step in the middle: one difference of
+        // ln 1.1 among five of about 0.1%. A standard deviation would make the step noise.
+        let series = vec![vec![1.0, 1.001, 0.999, 1.1, 1.101, 1.099]];
+        let f = noise_floor_from_series(&series).unwrap();
+        assert!(f.value < 0.01, "{f:?}");
     }
 
     #[test]
