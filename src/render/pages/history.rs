@@ -89,7 +89,7 @@ pub fn history_view(
                     .map(|s| format!("step of {} at run {}", signed_percent(s.rate_ratio - 1.0), s.run + 1))
                     .collect();
                 listed.join("; ")
-            } else if v.drift_without_step || v.runs_disagree {
+            } else if v.drift_without_step {
                 format!(
                     "noise: runs spread {}{} with no step (drift or a shared machine), not a regression",
                     format::percent(v.spread_within_levels),
@@ -98,6 +98,11 @@ pub fn history_view(
                     } else {
                         ""
                     }
+                )
+            } else if v.runs_disagree {
+                format!(
+                    "~ (runs disagree beyond their CIs by {}, within the run-to-run noise floor)",
+                    format::percent(v.spread_within_levels)
                 )
             } else {
                 "~ (no change)".into()
