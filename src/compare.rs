@@ -57,6 +57,13 @@ pub struct Table {
 }
 
 pub fn run(args: &CompareArgs) -> Result<Outcome> {
+    // Checked before anything is loaded: a typo in a CI gate must not print a table first.
+    let threshold = args
+        .fail_on_regression
+        .as_deref()
+        .map(parse_percent)
+        .transpose()
+        .context("--fail-on-regression")?;
     let tree = match &args.results {
         Some(dir) => Some(load(dir)?),
         None => None,
@@ -84,8 +91,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         CompareFormat::Json => serde_json::to_string_pretty(&table)? + "\n",
     };
     print!("{text}");
-    if let Some(threshold) = args.fail_on_regression.as_deref() {
-        let threshold = parse_percent(threshold).context("--fail-on-regression")?;
+    if let Some(threshold) = threshold {
         let regressions: Vec<&Row> = table
             .rows
             .iter()

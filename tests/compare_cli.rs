@@ -244,6 +244,13 @@ fn machines_are_named_within_a_results_tree_and_bad_names_are_errors() {
         ),
         "{t}"
     );
+    // A malformed gate threshold is refused before any table is printed.
+    let raw_path = dir.path().join("raw/synthetic-box");
+    let raw_dir = raw_path.to_str().unwrap();
+    let out = silirep(&["compare", raw_dir, raw_dir, "--fail-on-regression", "five"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("--fail-on-regression: expected a percentage"));
     // Six runs against themselves through the hierarchical bootstrap: no change.
     let raw = dir.path().join("raw/synthetic-box");
     let out = silirep(&["compare", raw.to_str().unwrap(), raw.to_str().unwrap()]);
