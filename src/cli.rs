@@ -29,6 +29,12 @@ pub enum Command {
         after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report results/imported/mac-ml-benchmark -o /tmp/m5-vs-m4pro\n  silirep report results/ -o reports/ --analyses my-analyses.toml"
     )]
     Report(ReportArgs),
+    /// Compare two runs, folders of runs or machines: change per configuration with its 95% CI
+    /// and significance, "~" where there is none.
+    #[command(
+        after_help = "Examples:\n  silirep compare results/raw/x/run1.json results/raw/x/run2.json\n  silirep compare --results results/ \"H100 80GB HBM3 (lent)\" \"H200 141GB HBM3e (lent)\"\n  silirep compare old/ new/ --format csv\n  silirep compare base.json head.json --fail-on-regression 5   # CI gate: exit 1 on a significant slowdown > 5%"
+    )]
+    Compare(CompareArgs),
     /// The other end of a network link benchmark: `silirep link serve` on one machine,
     /// `silirep measure --peer HOST:PORT` on the other.
     #[command(subcommand)]
@@ -131,6 +137,35 @@ pub struct MeasureArgs {
     /// Seed for input data.
     #[arg(long, default_value_t = 0x5111_2e9)]
     pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Markdown,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline: a run file, a folder of run files, or a machine's label or id in --results.
+    pub old: String,
+    /// The candidate, in the same forms.
+    pub new: String,
+    /// Results directory in which OLD and NEW may name machines (its repeated runs also give
+    /// the noise floor).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: CompareFormat,
+    /// Exit 1 when a configuration is significantly slower (beyond the noise floor) by more
+    /// than this percentage of its rate, e.g. 5 or 5%.
+    #[arg(long, value_name = "PCT")]
+    pub fail_on_regression: Option<String>,
+    /// Run-to-run noise floor as a percentage, replacing the one derived from repeated runs
+    /// (default where none can be derived: 3%).
+    #[arg(long, value_name = "PCT")]
+    pub noise_floor: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

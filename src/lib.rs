@@ -4,10 +4,12 @@
 //! The modules follow the data: [`measure`] runs backends and writes result files (schema in
 //! `silirep-core`), [`ingest`] reads result files of every known format into one tidy table,
 //! `analysis` derives statistics and rooflines, [`render`] writes Markdown, HTML, charts and
-//! CSV. [`report`], [`predict`] and [`cli`] wire the stages to the command line.
+//! CSV. [`report`], [`predict`], [`compare`] (A/B tables of runs) and [`cli`] wire the stages
+//! to the command line.
 
 pub mod analysis;
 pub mod cli;
+pub mod compare;
 pub mod ingest;
 pub mod link;
 pub mod measure;

@@ -9,6 +9,10 @@ fn main() -> ExitCode {
             silirep::report::Outcome::Ok => ExitCode::SUCCESS,
             silirep::report::Outcome::Problems => ExitCode::from(1),
         }),
+        Command::Compare(args) => silirep::compare::run(&args).map(|o| match o {
+            silirep::compare::Outcome::Ok => ExitCode::SUCCESS,
+            silirep::compare::Outcome::Regression => ExitCode::from(1),
+        }),
         Command::Link(command) => silirep::link::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Predict(args) => silirep::predict::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Schema => {

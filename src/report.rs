@@ -187,6 +187,7 @@ pub fn render_all(
             pages::render(templates, "machine.md.tera", &page)?.into_bytes(),
         )?;
     }
+    render_histories(&mut outputs, dataset, &everything, templates)?;
     let mut table = ingest::table::build(&dataset.records).context("building the tidy table")?;
     let mut csv = Vec::new();
     crate::render::csv::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;
@@ -257,6 +258,40 @@ fn render_analysis(
         pages::render(templates, "index.html.tera", &view)?.into_bytes(),
     )?;
     Ok(analysis)
+}
+
+/// `machines/<stem>-history.md` and its charts for every machine with more than one run.
+fn render_histories(
+    outputs: &mut OutputSet,
+    dataset: &Dataset,
+    everything: &analysis::Analysis,
+    templates: &tera::Tera,
+) -> Result<()> {
+    let floors = analysis::history::NoiseFloors::from_dataset(dataset);
+    for history in analysis::history::histories(dataset, &everything.rates, &floors) {
+        let stem = pages::machine_file_stem(&history.machine);
+        let mut drawn = Vec::new();
+        for (family, chart) in charts::history_charts(&history) {
+            let file = format!("{stem}-{}", family.name());
+            match silirep_charts::history_chart(&chart) {
+                Ok(r) => {
+                    outputs.add(&format!("machines/history-charts/{file}.png"), r.png)?;
+                    outputs.add(
+                        &format!("machines/history-charts/{file}.svg"),
+                        r.svg.into_bytes(),
+                    )?;
+                    drawn.push((chart.line.title.clone(), file));
+                }
+                Err(e) => eprintln!("warning: chart machines/history-charts/{file} not drawn: {e}"),
+            }
+        }
+        let view = pages::history::history_view(&history, format!("{stem}.md"), drawn);
+        outputs.add(
+            &format!("machines/{stem}-history.md"),
+            pages::render(templates, "history.md.tera", &view)?.into_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 fn print_problems(dataset: &Dataset) {

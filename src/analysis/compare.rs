@@ -3,8 +3,12 @@
 //! Records are paired by configuration *and* by the script that produced them (the source
 //! file's name for imported results), so a GEMM timed by one script on machine A is compared
 //! with the same script's GEMM on machine B — never with another script's number for the
-//! same size. The same configuration measured twice on one machine stays two rows.
+//! same size. silirep's runs of one configuration on one machine are one row: the ratio
+//! resamples runs where a machine has several, and its CI carries the run-to-run noise floor
+//! (see [`super::history::NoiseFloors`] and docs/statistics.md). An imported configuration
+//! measured twice on one machine stays two rows.
 
+use super::history::{NoiseFloor, NoiseFloors};
 use super::{RateEstimate, observations};
 use crate::ingest::{Dataset, MachineKey, Record};
 use rayon::prelude::*;
@@ -60,7 +64,10 @@ impl ConfigKey {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Side {
+    /// The latest run's rate where the machine has several runs of the configuration.
     pub rate: RateEstimate,
+    /// How many runs the ratio is over.
+    pub runs: usize,
     /// The record's own framework or backend (`cuda`, `mlx`), which the key may generalise.
     pub framework: String,
     pub file: String,
@@ -73,8 +80,10 @@ pub struct ComparisonRow {
     pub a: Side,
     pub b: Side,
     /// How many times faster A is than B (rate A / rate B), with its 95% CI when both sides
-    /// have a spread.
+    /// have a spread, widened by `noise_floor` where a machine has too few runs to show its
+    /// run-to-run noise itself.
     pub speedup: RatioEstimate,
+    pub noise_floor: NoiseFloor,
     /// Cross-file checks that put either side in doubt (see `ingest::cross_checks`).
     pub caveats: Vec<String>,
 }
@@ -111,21 +120,16 @@ pub fn compare_machines(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Ve
             .or_default()
             .push((r, rate));
     }
-    // A newer silirep run of a configuration supersedes older ones in comparisons (run ids
-    // start with the machine id and the UTC start time, so they sort by time); the machine
-    // pages still list every run.
+    // silirep runs of a configuration are kept in time order (run ids start with the machine
+    // id and the UTC start time); the latest is the one a row shows.
     for configs in by_machine.values_mut() {
         for (key, records) in configs.iter_mut() {
-            if key.script.is_empty()
-                && let Some(latest) = records
-                    .iter()
-                    .max_by(|x, y| x.0.run_id.cmp(&y.0.run_id))
-                    .copied()
-            {
-                *records = vec![latest];
+            if key.script.is_empty() {
+                records.sort_by(|x, y| x.0.run_id.cmp(&y.0.run_id));
             }
         }
     }
+    let floors = NoiseFloors::from_dataset(dataset);
     let mut machines: Vec<&MachineKey> = by_machine.keys().copied().collect();
     machines.sort_by(|x, y| (&x.label, &x.id).cmp(&(&y.label, &y.id)));
     let pairs: Vec<(&MachineKey, &MachineKey)> = machines
@@ -138,7 +142,9 @@ pub fn compare_machines(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Ve
     pairs
         .par_iter()
         .filter_map(|(a, b)| {
-            let rows = compare_pair(&by_machine[a], &by_machine[b]);
+            let rows = compare_pair(&by_machine[a], &by_machine[b], |family| {
+                NoiseFloor::combine(floors.floor(a, family), floors.floor(b, family))
+            });
             if rows.is_empty() {
                 return None;
             }
@@ -156,15 +162,24 @@ pub fn compare_machines(dataset: &Dataset, rates: &[Option<RateEstimate>]) -> Ve
 fn compare_pair(
     a: &BTreeMap<ConfigKey, Vec<Indexed>>,
     b: &BTreeMap<ConfigKey, Vec<Indexed>>,
+    floor_of: impl Fn(silirep_core::KernelFamily) -> NoiseFloor,
 ) -> Vec<ComparisonRow> {
     let mut rows = Vec::new();
     for (key, a_records) in a {
         let Some(b_records) = b.get(key) else {
             continue;
         };
-        // Repeated measurements pair in load order; unpaired extras have nothing to compare.
+        let floor = floor_of(key.family);
+        if key.script.is_empty() {
+            if let Some(row) = compare_runs(key, a_records, b_records, floor) {
+                rows.push(row);
+            }
+            continue;
+        }
+        // Repeated imported measurements pair in load order; unpaired extras have nothing to
+        // compare.
         for (ra, rb) in a_records.iter().zip(b_records.iter()) {
-            if let Some(row) = compare_records(key, *ra, *rb) {
+            if let Some(row) = compare_runs(key, &[*ra], &[*rb], floor) {
                 rows.push(row);
             }
         }
@@ -172,26 +187,35 @@ fn compare_pair(
     rows
 }
 
-fn compare_records(
+/// One row from each machine's runs of `key` (time order; the last is shown).
+fn compare_runs(
     key: &ConfigKey,
-    (a, rate_a): Indexed,
-    (b, rate_b): Indexed,
+    a_runs: &[Indexed],
+    b_runs: &[Indexed],
+    floor: NoiseFloor,
 ) -> Option<ComparisonRow> {
-    // Speedup of A over B = time B / time A, which is what `ratio(a, b)` computes.
-    let speedup = silirep_stats::ratio(
-        &observations(a.timing.as_ref()?),
-        &observations(b.timing.as_ref()?),
-    )
-    .ok()?;
+    let obs = |runs: &[Indexed]| -> Option<Vec<silirep_stats::Observations>> {
+        runs.iter()
+            .map(|(r, _)| r.timing.as_ref().map(observations))
+            .collect()
+    };
+    // Speedup of A over B = time B / time A.
+    let speedup =
+        silirep_stats::compare::speedup_of_runs(&obs(a_runs)?, &obs(b_runs)?, floor.value).ok()?;
+    let (a, rate_a) = *a_runs.last()?;
+    let (b, rate_b) = *b_runs.last()?;
     Some(ComparisonRow {
         key: key.clone(),
+        noise_floor: floor,
         a: Side {
+            runs: a_runs.len(),
             rate: rate_a.clone(),
             framework: a.framework.clone(),
             file: a.source.file.clone(),
             json_path: a.source.json_path.clone(),
         },
         b: Side {
+            runs: b_runs.len(),
             rate: rate_b.clone(),
             framework: b.framework.clone(),
             file: b.source.file.clone(),

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod history;
 pub mod interconnect;
 pub mod predictions;
 pub mod report_sets;

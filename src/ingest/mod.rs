@@ -31,7 +31,7 @@ pub mod table;
 pub mod text;
 
 use node::{Node, ShapeError};
-pub use record::{MachineKey, Provenance, Record, Timing, Verification};
+pub use record::{MachineKey, Provenance, Record, RunInfo, Timing, Verification};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,6 +84,8 @@ pub struct Imported {
     /// Machine description carried by the file, keyed by machine id.
     pub machines: Vec<(MachineKey, MachineInfo)>,
     pub warnings: Vec<Warning>,
+    /// The silirep runs the file holds (one for a native run file).
+    pub runs: Vec<RunInfo>,
     /// Time series the file holds (interface traffic during a distributed run).
     pub captures: Vec<capture::TrafficCapture>,
     /// Links between devices or machines as the file's measurements saw them.
@@ -213,6 +215,8 @@ pub struct Dataset {
     pub machines: BTreeMap<MachineKey, MachineInfo>,
     pub files: Vec<FileOutcome>,
     pub warnings: Vec<Warning>,
+    /// silirep's runs by run id (records name theirs in `Record::run_id`).
+    pub runs: BTreeMap<String, RunInfo>,
     /// Time series read from capture files, in load order.
     pub captures: Vec<capture::TrafficCapture>,
     /// Every link a machine's measurements crossed, as its driver or OS reported it.
@@ -300,6 +304,12 @@ impl Dataset {
             .filter(|w| files_used.contains(w.file.as_str()))
             .cloned()
             .collect();
+        let runs = self
+            .runs
+            .iter()
+            .filter(|(_, run)| wanted.contains(&run.machine))
+            .map(|(id, run)| (id.clone(), run.clone()))
+            .collect();
         (
             Dataset {
                 links: self
@@ -312,6 +322,7 @@ impl Dataset {
                 machines,
                 files,
                 warnings,
+                runs,
                 captures,
             },
             indices,
@@ -543,6 +554,9 @@ fn finish(
             });
             dataset.records.append(&mut imported.records);
             dataset.warnings.append(&mut imported.warnings);
+            for run in imported.runs {
+                dataset.runs.insert(run.run_id.clone(), run);
+            }
             dataset.captures.append(&mut imported.captures);
             for (key, link) in imported.links {
                 dataset.links.entry(key).or_default().insert(link);
@@ -689,6 +703,9 @@ pub fn reconcile_machine_labels(dataset: &mut Dataset) {
     dataset.warnings.sort();
     for r in &mut dataset.records {
         r.machine = final_key(&r.machine);
+    }
+    for run in dataset.runs.values_mut() {
+        run.machine = final_key(&run.machine);
     }
     for c in &mut dataset.captures {
         for m in &mut c.machines {

@@ -1,6 +1,6 @@
 //! silirep's own run files (results schema v1).
 
-use super::record::{MachineKey, Record, Timing, Verification};
+use super::record::{MachineKey, Record, RunInfo, Timing, Verification};
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
 use silirep_core::schema::{
     Measurement, RunFile, RunStatus, SCHEMA_NAME, SCHEMA_VERSION, VerificationStatus,
@@ -72,6 +72,7 @@ impl Importer for NativeRun {
                 described_by: vec![file.rel_path.to_string()],
             },
         ));
+        out.runs.push(run_info(&run, &machine, file.rel_path));
         for (i, doc) in measurement_docs.iter().enumerate() {
             let json_path = format!("$.measurements[{i}]");
             let m: Measurement = match deserialize_at(&json_path, doc) {
@@ -147,6 +148,42 @@ impl Importer for NativeRun {
             });
         }
         Ok(())
+    }
+}
+
+/// The run's identity and what its numbers depend on besides the hardware.
+fn run_info(run: &RunFile, machine: &MachineKey, file: &str) -> RunInfo {
+    let mut facts = std::collections::BTreeMap::new();
+    let mut put = |name: &str, value: Option<&str>| {
+        if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
+            facts.insert(name.to_string(), v.to_string());
+        }
+    };
+    put("silirep", Some(&run.tool.version));
+    put("backend", Some(&run.backend.name));
+    let os = format!("{} {}", run.machine.os.name, run.machine.os.version);
+    put("os", Some(&os));
+    put("kernel", Some(&run.machine.os.kernel));
+    if let Some(a) = &run.machine.accelerator {
+        put("driver", a.driver_version.as_deref());
+        put("runtime", a.runtime_version.as_deref());
+        put(
+            "power limit (W)",
+            a.details.get("power_limit_w").map(String::as_str),
+        );
+    }
+    put("suite", Some(&run.settings.suite));
+    let warmup = run.settings.warmup_time_s.to_string();
+    put("warm-up (s)", Some(&warmup));
+    for (library, version) in &run.backend.libraries {
+        put(library, Some(version));
+    }
+    RunInfo {
+        run_id: run.run_id.clone(),
+        machine: machine.clone(),
+        file: file.to_string(),
+        started_at: run.started_at.clone(),
+        facts,
     }
 }
 

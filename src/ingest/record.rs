@@ -1,5 +1,6 @@
 //! The unit every importer produces: one measured configuration on one machine, with its
-//! timing statistics exactly as the source gave them and where in the source it came from.
+//! timing statistics exactly as the source gave them and where in the source it came from;
+//! and, for silirep's own files, the run it belongs to ([`RunInfo`]).
 
 use silirep_core::KernelSpec;
 use std::collections::BTreeMap;
@@ -138,5 +139,83 @@ impl Record {
     pub fn tokens_per_s(&self) -> Option<f64> {
         let t = self.timing.as_ref()?.center_s();
         Some(self.spec.tokens()? / t)
+    }
+}
+
+/// One silirep run: when it started and what its numbers depend on besides the hardware, so
+/// a machine's runs can be ordered in time and what changed between two of them named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub machine: MachineKey,
+    /// The run file, relative to the results root.
+    pub file: String,
+    /// RFC 3339 UTC, as the file gives it (sorts in time order).
+    pub started_at: String,
+    /// By name: `silirep`, `backend`, `driver`, `runtime`, `os`, `kernel`, `power limit (W)`,
+    /// `suite`, `warm-up (s)`, each backend library under its own name.
+    pub facts: BTreeMap<String, String>,
+}
+
+impl RunInfo {
+    /// `name: old → new` for each fact that differs from `earlier` (added or removed facts
+    /// show `—`), in name order.
+    pub fn changes_since(&self, earlier: &RunInfo) -> Vec<String> {
+        let names: std::collections::BTreeSet<&String> =
+            self.facts.keys().chain(earlier.facts.keys()).collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let (before, after) = (earlier.facts.get(name), self.facts.get(name));
+                (before != after).then(|| {
+                    format!(
+                        "{name}: {} → {}",
+                        before.map_or("—", String::as_str),
+                        after.map_or("—", String::as_str)
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_between_runs_name_each_fact_that_moved() {
+        let run = |facts: &[(&str, &str)]| RunInfo {
+            run_id: "r".into(),
+            machine: MachineKey {
+                id: "m".into(),
+                label: "M".into(),
+            },
+            file: "r.json".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            facts: facts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let before = run(&[
+            ("driver", "580"),
+            ("silirep", "0.1.0"),
+            ("power limit (W)", "700"),
+        ]);
+        let after = run(&[
+            ("driver", "590"),
+            ("silirep", "0.1.0"),
+            ("cublasLt", "13.1.0"),
+        ]);
+        assert_eq!(
+            after.changes_since(&before),
+            [
+                "cublasLt: — → 13.1.0",
+                "driver: 580 → 590",
+                "power limit (W): 700 → —"
+            ]
+        );
+        assert!(before.changes_since(&before).is_empty());
     }
 }

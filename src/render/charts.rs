@@ -360,6 +360,84 @@ fn family_chart(
     })
 }
 
+/// One chart per kernel family of a machine's history: each configuration measured in more
+/// than one run is a series of its rate per run (x = run number), with the run's 95% CI, and
+/// every run where a configuration of the family steps is marked with what changed there.
+pub fn history_charts(
+    history: &crate::analysis::history::MachineHistory,
+) -> Vec<(silirep_core::KernelFamily, silirep_charts::HistoryChart)> {
+    let mut markers: BTreeMap<silirep_core::KernelFamily, BTreeMap<usize, BTreeSet<String>>> =
+        BTreeMap::new();
+    for c in &history.configurations {
+        for step in &c.steps {
+            let changes = markers
+                .entry(c.key.family)
+                .or_default()
+                .entry(step.run)
+                .or_default();
+            changes.extend(step.coinciding_changes.iter().cloned());
+        }
+    }
+    let mut by_family: std::collections::BTreeMap<silirep_core::KernelFamily, Vec<Series>> =
+        std::collections::BTreeMap::new();
+    let mut units = std::collections::BTreeMap::new();
+    for c in &history.configurations {
+        let Some(first) = c.points.first() else {
+            continue;
+        };
+        units.insert(c.key.family, first.rate.unit.symbol());
+        by_family.entry(c.key.family).or_default().push(Series {
+            label: format!("{} {} {}", c.key.kernel, c.key.precision, c.key.params),
+            points: c
+                .points
+                .iter()
+                .map(|p| SeriesPoint {
+                    x: (p.run + 1) as f64,
+                    y: p.rate.value,
+                    y_low: p.rate.lower,
+                    y_high: p.rate.upper,
+                })
+                .collect(),
+        });
+    }
+    by_family
+        .into_iter()
+        .map(|(family, series)| {
+            let marked = markers
+                .get(&family)
+                .map(|runs| {
+                    runs.iter()
+                        .map(|(run, changes)| silirep_charts::Marker {
+                            x: (*run + 1) as f64,
+                            // The chart has room for a short label; the page lists them all.
+                            label: match changes.iter().next() {
+                                None => "step".into(),
+                                Some(first) if changes.len() == 1 => first.clone(),
+                                Some(first) => format!("{first} (+{} more)", changes.len() - 1),
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                family,
+                silirep_charts::HistoryChart {
+                    line: LineChart {
+                        title: format!("{}: {} over runs", history.machine.label, family.name()),
+                        x_label: "run (time order)".into(),
+                        y_label: units.get(&family).copied().unwrap_or("rate").into(),
+                        x_log: false,
+                        y_log: true,
+                        series,
+                        ..Default::default()
+                    },
+                    markers: marked,
+                },
+            )
+        })
+        .collect()
+}
+
 fn file_safe(text: &str) -> String {
     crate::util::slug(text).replace('-', "_")
 }

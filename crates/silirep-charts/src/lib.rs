@@ -538,7 +538,32 @@ impl Figure for RoofPlan<'_> {
     }
 }
 
+/// A label for one of a chart's vertical markers (a change point in a history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
+}
+
+/// A history: a line chart over runs whose change points are marked (`line.markers` gets
+/// their x values) and labelled with what changed there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryChart {
+    pub line: LineChart,
+    pub markers: Vec<Marker>,
+}
+
 pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
+    plot_lines(chart, &[])
+}
+
+pub fn history_chart(chart: &HistoryChart) -> Result<Rendered, ChartError> {
+    let mut line = chart.line.clone();
+    line.markers.extend(chart.markers.iter().map(|m| m.x));
+    plot_lines(&line, &chart.markers)
+}
+
+fn plot_lines(chart: &LineChart, labels: &[Marker]) -> Result<Rendered, ChartError> {
     let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
     let mut skipped = 0;
     let series: Vec<(String, Vec<&SeriesPoint>)> = chart
@@ -597,6 +622,7 @@ pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
         .unwrap_or_default();
     let plan = LinePlan {
         chart,
+        labels,
         series,
         x: (x_lo, x_hi),
         y: (y_lo, y_hi),
@@ -612,6 +638,7 @@ pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
 
 struct LinePlan<'a> {
     chart: &'a LineChart,
+    labels: &'a [Marker],
     series: Vec<(String, Vec<&'a SeriesPoint>)>,
     x: (f64, f64),
     y: (f64, f64),
@@ -622,6 +649,7 @@ impl Figure for LinePlan<'_> {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), ChartError> {
         let LinePlan {
             chart,
+            labels,
             series,
             x: (x_lo, x_hi),
             y: (y_lo, y_hi),
@@ -656,6 +684,26 @@ impl Figure for LinePlan<'_> {
                     c.draw_series(std::iter::once(PathElement::new(
                         vec![(m, y_lo), (m, y_hi)],
                         RGBColor(200, 200, 200).stroke_width(1),
+                    )))
+                    .map_err(draw_err)?;
+                }
+                for m in labels.iter().filter(|m| m.x >= x_lo && m.x <= x_hi) {
+                    // Darker than an unlabelled marker, which a grid line can hide.
+                    c.draw_series(std::iter::once(PathElement::new(
+                        vec![(m.x, y_lo), (m.x, y_hi)],
+                        RGBColor(90, 90, 90).stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+                    // The label starts just right of its line.
+                    let label_x = if chart.x_log {
+                        m.x * 1.02
+                    } else {
+                        m.x + 0.01 * (x_hi - x_lo)
+                    };
+                    c.draw_series(std::iter::once(Text::new(
+                        m.label.clone(),
+                        (label_x, y_hi),
+                        (FAMILY, 12).into_font().color(&grey),
                     )))
                     .map_err(draw_err)?;
                 }
@@ -1011,6 +1059,42 @@ mod tests {
             }),
             Err(ChartError::Empty(_))
         ));
+    }
+
+    #[test]
+    fn history_charts_label_their_change_points() {
+        let point = |x: f64, y: f64| SeriesPoint {
+            x,
+            y,
+            y_low: Some(y * 0.99),
+            y_high: Some(y * 1.01),
+        };
+        let line = LineChart {
+            title: "GEMM over runs".into(),
+            x_label: "run".into(),
+            y_label: "FLOP/s".into(),
+            x_log: false,
+            y_log: true,
+            series: vec![Series {
+                label: "gemm f32".into(),
+                points: vec![point(1.0, 1e12), point(2.0, 1e12), point(3.0, 0.92e12)],
+            }],
+            references: vec![],
+            markers: vec![],
+        };
+        let marked = history_chart(&HistoryChart {
+            line: line.clone(),
+            markers: vec![Marker {
+                x: 3.0,
+                label: "driver 580 → 590".into(),
+            }],
+        })
+        .unwrap();
+        assert!(marked.svg.contains("driver 580 → 590"));
+        let plain = line_chart(&line).unwrap();
+        assert!(!plain.svg.contains("driver 580"));
+        // The marker line itself is drawn too: the marked chart has more to it.
+        assert!(marked.svg.len() > plain.svg.len());
     }
 
     #[test]

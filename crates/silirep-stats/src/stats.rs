@@ -13,8 +13,8 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 /// under the interval's own width (Efron & Tibshirani, ch. 19) while keeping a 10,000-file
 /// report within seconds.
 pub const RESAMPLES: usize = 2000;
-const SEED: u64 = 0x0511_12e9_b007;
-const LEVEL: f64 = 0.95;
+pub(crate) const SEED: u64 = 0x0511_12e9_b007;
+pub(crate) const LEVEL: f64 = 0.95;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observations {
@@ -136,6 +136,8 @@ pub enum RatioMethod {
     BootstrapPercentile,
     /// Log-ratio delta method with Welch–Satterthwaite degrees of freedom.
     DeltaWelch,
+    /// Runs resampled, then samples within each drawn run (see `compare`).
+    HierarchicalBootstrap,
     /// One side has a single value: point estimate only.
     None,
 }
@@ -150,6 +152,9 @@ pub struct RatioEstimate {
     /// `Some(false)` when the 95% CI contains 1 (no significant difference); `None` without
     /// a CI.
     pub significant: Option<bool>,
+    /// The relative run-to-run noise floor the interval was widened by, when it was (see
+    /// `compare::speedup_of_runs`).
+    pub noise_floor: Option<f64>,
 }
 
 /// How many times faster `a` is than `b`, given their per-iteration times.
@@ -199,6 +204,7 @@ pub fn ratio(a: &Observations, b: &Observations) -> Result<RatioEstimate, StatsE
             (Some(lo), Some(hi)) => Some(!(lo <= 1.0 && hi >= 1.0)),
             _ => None,
         },
+        noise_floor: None,
     })
 }
 
@@ -346,13 +352,13 @@ fn t_quantile(df: f64) -> f64 {
 /// median is found by walking the histogram to the middle rank(s). Same distribution as
 /// copying n values and selecting the median, without moving or comparing any f64 — the
 /// bootstrap is most of a report's run time.
-struct MedianResampler {
+pub(crate) struct MedianResampler {
     sorted: Vec<f64>,
     counts: Vec<u32>,
 }
 
 impl MedianResampler {
-    fn new(samples: &[f64]) -> MedianResampler {
+    pub(crate) fn new(samples: &[f64]) -> MedianResampler {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
         MedianResampler {
@@ -361,7 +367,7 @@ impl MedianResampler {
         }
     }
 
-    fn next(&mut self, rng: &mut SplitMix64) -> f64 {
+    pub(crate) fn next(&mut self, rng: &mut SplitMix64) -> f64 {
         let n = self.sorted.len();
         self.counts.fill(0);
         for _ in 0..n {
@@ -385,7 +391,7 @@ impl MedianResampler {
 }
 
 /// Median; reorders `values`.
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     let n = values.len();
     let mid = n / 2;
     let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
@@ -402,7 +408,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// 2.5% and 97.5% percentiles with linear interpolation (numpy's default method).
-fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
+pub(crate) fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
     let q = |p: f64| {
         let pos = p * (values.len() - 1) as f64;

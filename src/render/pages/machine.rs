@@ -15,6 +15,8 @@ pub struct MachinePageView {
     pub measurements: Vec<MeasurementView>,
     /// Whether any measurement recorded its accelerator clock (adds a column).
     pub has_clock: bool,
+    /// The machine's history page (`<stem>-history.md`) when it has more than one run.
+    pub history_page: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -68,11 +70,14 @@ pub fn machine_page_views(
                 frameworks: String::new(),
                 measurements: 0,
             });
-            let page = machine_page_view(
+            let mut page = machine_page_view(
                 machine,
                 rooflines.remove(&at).unwrap_or_default(),
                 records_of.remove(key).unwrap_or_default(),
             );
+            let runs = dataset.runs.values().filter(|r| &r.machine == key).count();
+            page.history_page =
+                (runs > 1).then(|| format!("{}-history.md", super::machine_file_stem(key)));
             (key.clone(), page)
         })
         .collect()
@@ -139,6 +144,7 @@ fn machine_page_view(
         .collect::<Vec<_>>();
     MachinePageView {
         has_clock: measurements.iter().any(|m| m.clock != "—"),
+        history_page: None,
         machine,
         rooflines,
         measurements,

@@ -8,6 +8,7 @@
 //! verdict reads is in [`text`].
 
 pub mod analysis;
+pub mod history;
 pub mod index;
 pub mod interconnect;
 pub mod machine;
@@ -29,9 +30,10 @@ use text::{bound_text, ceiling_source};
 
 /// `index.*` render one analysis, `analyses.*` the page that lists several, `machine.md` one
 /// machine.
-pub const TEMPLATE_NAMES: [&str; 5] = [
+pub const TEMPLATE_NAMES: [&str; 6] = [
     "index.md.tera",
     "machine.md.tera",
+    "history.md.tera",
     "index.html.tera",
     "analyses.md.tera",
     "analyses.html.tera",
@@ -41,6 +43,7 @@ fn built_in(name: &str) -> &'static str {
     match name {
         "index.md.tera" => include_str!("../../../templates/index.md.tera"),
         "machine.md.tera" => include_str!("../../../templates/machine.md.tera"),
+        "history.md.tera" => include_str!("../../../templates/history.md.tera"),
         "index.html.tera" => include_str!("../../../templates/index.html.tera"),
         "analyses.md.tera" => include_str!("../../../templates/analyses.md.tera"),
         "analyses.html.tera" => include_str!("../../../templates/analyses.html.tera"),
