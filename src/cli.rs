@@ -29,6 +29,16 @@ pub enum Command {
         after_help = "Examples:\n  silirep report results/ -o reports/\n  silirep report results/ -o reports/ --check   # CI: exit 1 if reports/ is stale\n  silirep report results/imported/mac-ml-benchmark -o /tmp/m5-vs-m4pro\n  silirep report results/ -o reports/ --analyses my-analyses.toml"
     )]
     Report(ReportArgs),
+    /// The other end of a network link benchmark: `silirep link serve` on one machine,
+    /// `silirep measure --peer HOST:PORT` on the other.
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Predict a model's prefill, TTFT, decode and training bounds from measured roofs: one
+    /// machine, or prefill on one and decode on another over a link.
+    #[command(
+        after_help = "Examples:\n  silirep predict results/ --machine \"Apple M5\"\n  silirep predict results/ --model mistral-7b --prefill \"Apple M5\" --decode \"Apple M4 Pro\" --link 37.6Gbps\n  silirep predict results/ --model llama-3-8b --machine nvidia-h200-8f0cc4b3 --json\n\nModels: mistral-7b, llama-3-8b, llama-3-70b, mixtral-8x7b (f16). Without --link, two\nmachines are joined by the slower of their datasheet links, and the output says so."
+    )]
+    Predict(PredictArgs),
     /// Print the JSON Schema of a result file (results schema v1).
     #[command(after_help = "Example:\n  silirep schema > run-v1.schema.json")]
     Schema,
@@ -95,6 +105,14 @@ pub struct MeasureArgs {
     /// single-GPU kernels run on the first.
     #[arg(long, value_delimiter = ',')]
     pub gpus: Vec<u32>,
+    /// A `silirep link serve` peer (HOST:PORT): adds the TCP link kernels (throughput to and
+    /// from it over one and several streams, round trips) to the run.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Seconds to wait for the peer on any connect, read or write before recording the
+    /// configuration as failed.
+    #[arg(long, default_value_t = 10.0)]
+    pub peer_timeout: f64,
     /// CPU threads, at least 1 (default: all available).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -138,4 +156,60 @@ pub struct ReportArgs {
     /// when there is one, else one analysis per machine class).
     #[arg(long)]
     pub analyses: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Answer link benchmarks until stopped (Ctrl-C).
+    #[command(
+        after_help = "Examples:\n  silirep link serve                          # on 0.0.0.0:5201\n  silirep link serve --listen 192.168.2.1:5201\n  # then, on the other machine:\n  silirep measure --peer 192.168.2.1:5201 --kernels interconnect"
+    )]
+    Serve(LinkServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LinkServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:5201")]
+    pub listen: String,
+    /// Seconds a silent connection is kept before it is dropped.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Say what every connection did.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// A directory of result files (searched recursively) or one file.
+    pub results: PathBuf,
+    /// Model preset: mistral-7b, llama-3-8b, llama-3-70b, mixtral-8x7b.
+    #[arg(long, default_value = "mistral-7b")]
+    pub model: String,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 871)]
+    pub prompt_tokens: u64,
+    /// Tokens generated after the prompt.
+    #[arg(long, default_value_t = 256)]
+    pub new_tokens: u64,
+    /// One machine to predict (its label or id).
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// The machine that prefills (label or id); needs --decode.
+    #[arg(long)]
+    pub prefill: Option<String>,
+    /// The machine that decodes (label or id); needs --prefill.
+    #[arg(long)]
+    pub decode: Option<String>,
+    /// Bandwidth of the link between --prefill and --decode, per direction: 37.6Gbps,
+    /// 4.7GB/s, 400Mbps.
+    #[arg(long)]
+    pub link: Option<String>,
+    /// Print the predictions as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// JSON datasheet catalog extending the built-in one.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }

@@ -9,6 +9,8 @@ fn main() -> ExitCode {
             silirep::report::Outcome::Ok => ExitCode::SUCCESS,
             silirep::report::Outcome::Problems => ExitCode::from(1),
         }),
+        Command::Link(command) => silirep::link::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Predict(args) => silirep::predict::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Schema => {
             print!("{}", silirep_core::schema::JSON_SCHEMA_V1);
             Ok(ExitCode::SUCCESS)

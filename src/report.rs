@@ -9,7 +9,7 @@ use crate::analysis::report_sets::{self, Chosen, ReportSet};
 use crate::analysis::{self, catalog::Catalog};
 use crate::cli::ReportArgs;
 use crate::ingest::{self, Dataset, FileStatus};
-use crate::render::charts::{self, ChartSpec};
+use crate::render::charts;
 use crate::render::{inventory, output::OutputSet, pages};
 use anyhow::{Context, Result};
 
@@ -211,13 +211,13 @@ fn render_analysis(
     let (subset, indices) = dataset.only_machines(&set.machines);
     let subset_rates = indices.iter().map(|&i| rates[i].clone()).collect();
     let analysis = analysis::analyse_with_rates(&subset, subset_rates, catalog);
+    let interconnect = analysis::interconnect::analyse(&subset, &analysis.rates, catalog);
     let mut rendered_charts = Vec::new();
-    for chart in charts::charts(&subset, &analysis) {
-        let rendered = match &chart.spec {
-            ChartSpec::Roofline(c) => silirep_charts::roofline(c),
-            ChartSpec::Line(c) => silirep_charts::line_chart(c),
-        };
-        match rendered {
+    let all_charts = charts::charts(&subset, &analysis)
+        .into_iter()
+        .chain(charts::interconnect_charts(&interconnect, &subset.captures));
+    for chart in all_charts {
+        match chart.render() {
             Ok(r) => {
                 outputs.add(&format!("{folder}charts/{}.png", chart.stem), r.png)?;
                 outputs.add(
@@ -230,7 +230,15 @@ fn render_analysis(
             Err(e) => eprintln!("warning: chart {folder}{} not drawn: {e}", chart.stem),
         }
     }
-    let view = pages::report_view(
+    let predictions = analysis::predictions::predict(
+        &subset,
+        &analysis.rates,
+        &analysis.rooflines,
+        catalog,
+        &set.request,
+        set.link.as_ref(),
+    );
+    let mut view = pages::report_view(
         &subset,
         &analysis,
         &rendered_charts,
@@ -238,6 +246,8 @@ fn render_analysis(
         generated,
         place,
     );
+    view.model_level = Some(pages::predictions::model_level_view(&predictions));
+    view.interconnect = pages::interconnect::interconnect_view(&interconnect, &subset.captures);
     outputs.add(
         &format!("{folder}index.md"),
         pages::render(templates, "index.md.tera", &view)?.into_bytes(),

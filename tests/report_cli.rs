@@ -628,3 +628,117 @@ fn old_machine_ids_without_the_accelerator_are_told_apart() {
         "{pages:?}"
     );
 }
+
+/// An eight-GPU machine, generated (no x8 machine was lent): every ordered pair's peer copy
+/// and an all-reduce ladder. The report draws the 8 × 8 matrix, the bus-bandwidth chart with
+/// the datasheet NVLink line, and the links as recorded.
+#[test]
+fn an_eight_gpu_run_gets_its_peer_matrix_and_collective_chart() {
+    let template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("native-ok/run.json")).unwrap())
+            .unwrap();
+    let mut run = template.clone();
+    run["machine"]["label"] = "Generated 8×H200".into();
+    run["machine"]["id"] = "nvidia-h200-0000beef".into();
+    run["machine"]["accelerator"] = serde_json::json!({
+        "name": "NVIDIA H200", "vendor": "NVIDIA", "compute_units": 132,
+        "memory_bytes": 150_000_000_000u64, "unified_memory": false, "driver_version": null,
+        "runtime_version": null, "details": {}
+    });
+    let base = template["measurements"][0].clone();
+    let mut measurements = Vec::new();
+    let mut push = |spec: silirep_core::KernelSpec, rate: f64, topology: serde_json::Value| {
+        let mut m = base.clone();
+        let spec_json = serde_json::to_value(&spec).unwrap();
+        m["kernel"] = spec_json["kernel"].clone();
+        m["params"] = spec_json["params"].clone();
+        let bytes = spec.bytes().unwrap();
+        m["flops"] = serde_json::Value::Null;
+        m["bytes"] = bytes.into();
+        let t = bytes / rate;
+        m["samples_s"] = serde_json::json!([t, t * 1.001, t * 0.999, t, t * 1.002, t * 0.998]);
+        m["topology"] = topology;
+        measurements.push(m);
+    };
+    let nv18 = |a: u32, b: u32| {
+        serde_json::json!({
+            "devices": [
+                {"id": a.to_string(), "name": "NVIDIA H200", "pci_bus_id": null},
+                {"id": b.to_string(), "name": "NVIDIA H200", "pci_bus_id": null}
+            ],
+            "links": [{"from": a.to_string(), "to": b.to_string(), "kind": "nvlink",
+                       "label": "NV18", "attributes": {"nvlink_count": "18"}}]
+        })
+    };
+    for src in 0..8u32 {
+        for dst in (0..8u32).filter(|d| *d != src) {
+            push(
+                silirep_core::KernelSpec::PeerCopy {
+                    src_device: src,
+                    dst_device: dst,
+                    bytes: 1 << 30,
+                },
+                390e9 + f64::from(src + dst) * 1e9,
+                nv18(src, dst),
+            );
+        }
+    }
+    for bytes in [1u64 << 20, 64 << 20, 1 << 30, 4 << 30] {
+        push(
+            silirep_core::KernelSpec::Collective {
+                op: silirep_core::CollectiveOp::AllReduce,
+                bytes,
+                dtype: silirep_core::Dtype::Bf16,
+                devices: (0..8).collect(),
+            },
+            200e9,
+            serde_json::Value::Null,
+        );
+    }
+    run["measurements"] = measurements.into();
+    let results = tempfile::tempdir().unwrap();
+    std::fs::write(
+        results.path().join("x8.json"),
+        serde_json::to_string(&run).unwrap(),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let report = report_into(results.path().to_str().unwrap(), out.path(), &["--strict"]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let index = std::fs::read_to_string(out.path().join("index.md")).unwrap();
+    for expected in [
+        "## Interconnect",
+        "Peer-to-peer copy bandwidth at 1.00 GiB",
+        "| GPU 7 | 397 GB/s | 398 GB/s | 399 GB/s | 400 GB/s | 401 GB/s | 402 GB/s | 403 GB/s | — |",
+        "| 0 | 1 | nvlink | NV18 | nvlink_count=18 |",
+        "| all_reduce | Generated 8×H200, 8 GPUs, bf16 (cpu) | 4.00 GiB | 350 GB/s",
+        "78% of NVLink 4",
+    ] {
+        assert!(
+            index.contains(expected),
+            "{expected} missing from:\n{index}"
+        );
+    }
+    assert!(
+        out.path()
+            .join("charts/collective_all_reduce.svg")
+            .is_file()
+    );
+    assert!(
+        out.path()
+            .join("charts/p2p_nvidia_h200_0000beef.png")
+            .is_file()
+    );
+}
+
+/// The seed's traffic captures are shown for what they are: two recorded nothing.
+#[test]
+fn seed_captures_are_charted_with_their_caveats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into(SEED, dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    assert!(index.contains("## Traffic captures"), "{index}");
+    assert!(index.contains("the capture recorded nothing"), "{index}");
+    assert!(dir.path().join("charts/capture_2_tp_traffic.svg").is_file());
+}

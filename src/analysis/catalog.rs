@@ -1,5 +1,7 @@
-//! Datasheet peaks (vendor FLOP/s per dtype, memory bandwidth) for MFU/MBU and theoretical
-//! roofs. Built in for common chips; `--catalog FILE` adds or overrides entries.
+//! Datasheet peaks (vendor FLOP/s per dtype, memory bandwidth, memory capacity) for MFU/MBU and
+//! theoretical roofs, and datasheet link bandwidths (NVLink, PCIe, Thunderbolt) for the link roof
+//! of machines that measured none. Built in for common chips; `--catalog FILE` adds or overrides
+//! entries. A figure from here is always shown as a datasheet figure, never as a measurement.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -18,17 +20,38 @@ pub struct Datasheet {
     #[serde(default)]
     pub peak_flops_per_s: BTreeMap<String, f64>,
     pub bandwidth_bytes_per_s: Option<f64>,
+    /// The machine's links by name (entries of the catalog's `links`), fastest first.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// The accelerator's own memory (an NVIDIA GPU's HBM), where the host's memory is not what
+    /// a model must fit in.
+    #[serde(default)]
+    pub memory_capacity_bytes: Option<f64>,
+    pub source: String,
+}
+
+/// A link as its specification states it: bandwidth per direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkDatasheet {
+    pub name: String,
+    pub bandwidth_bytes_per_s: f64,
+    /// Whether the link can join two machines (PCIe, through a network card or a cable;
+    /// Thunderbolt), or only devices inside one (NVLink).
+    pub between_hosts: bool,
     pub source: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct CatalogFile {
     datasheets: Vec<Datasheet>,
+    #[serde(default)]
+    links: Vec<LinkDatasheet>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<Datasheet>,
+    links: Vec<LinkDatasheet>,
 }
 
 impl Catalog {
@@ -37,6 +60,7 @@ impl Catalog {
             serde_json::from_str(BUILT_IN).expect("the built-in datasheet catalog is valid JSON");
         Catalog {
             entries: file.datasheets,
+            links: file.links,
         }
     }
 
@@ -59,6 +83,10 @@ impl Catalog {
         for entry in file.datasheets {
             catalog.entries.retain(|e| e.name != entry.name);
             catalog.entries.push(entry);
+        }
+        for link in file.links {
+            catalog.links.retain(|l| l.name != link.name);
+            catalog.links.push(link);
         }
         Ok(catalog)
     }
@@ -84,6 +112,23 @@ impl Catalog {
             })
             .max_by_key(|(len, _)| *len)
             .map(|(_, e)| e.clone())
+    }
+
+    /// The link called `name` (exact, case-insensitive).
+    pub fn link(&self, name: &str) -> Option<&LinkDatasheet> {
+        self.links
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// A machine's datasheet links, in the order its entry lists them (fastest first); names
+    /// the catalog does not define are skipped.
+    pub fn machine_links(&self, datasheet: &Datasheet) -> Vec<&LinkDatasheet> {
+        datasheet
+            .links
+            .iter()
+            .filter_map(|name| self.link(name))
+            .collect()
     }
 }
 
@@ -117,6 +162,36 @@ mod tests {
         assert_eq!(h100.name, "NVIDIA H100 SXM5 80GB");
         assert_eq!(h100.peak_flops_per_s["bf16"], 989.4e12);
         assert!(c.find("AMD EPYC", None).is_none());
+    }
+
+    #[test]
+    fn links_are_per_direction_and_named_by_machines() {
+        let c = Catalog::built_in();
+        let h100 = c.find("Lab box", Some("NVIDIA H100 80GB HBM3")).unwrap();
+        let links = c.machine_links(&h100);
+        assert_eq!(links[0].name, "NVLink 4");
+        assert_eq!(links[0].bandwidth_bytes_per_s, 450e9);
+        assert!(!links[0].between_hosts);
+        assert_eq!(links[1].name, "PCIe 5.0 x16");
+        assert_eq!(h100.memory_capacity_bytes, Some(80e9));
+        let m4 = c.find("Apple M4 Pro", None).unwrap();
+        assert_eq!(c.machine_links(&m4)[0].name, "Thunderbolt 5");
+        let m5 = c.find("Apple M5", None).unwrap();
+        assert_eq!(c.machine_links(&m5)[0].bandwidth_bytes_per_s, 5e9);
+        assert_eq!(
+            c.link("pcie 4.0 x16").unwrap().bandwidth_bytes_per_s,
+            31.5e9
+        );
+        // Every link a machine names exists: a typo would silently drop a link roof.
+        for entry in &c.entries {
+            for name in &entry.links {
+                assert!(
+                    c.link(name).is_some(),
+                    "{}: unknown link {name}",
+                    entry.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod catalog;
 pub mod compare;
+pub mod interconnect;
+pub mod predictions;
 pub mod report_sets;
 pub mod rooflines;
 pub mod verdicts;

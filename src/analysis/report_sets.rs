@@ -13,11 +13,19 @@
 //! title = "NVIDIA H100 vs H200"
 //! question = "Same compute, more bandwidth: what does the H200 buy?"
 //! machines = ["nvidia-h100-*", "nvidia-h200-*"]   # labels, ids, `*` globs, or class:NAME
+//! model = "llama-3-8b"                   # model-level predictions (default mistral-7b,
+//! prompt_tokens = 871                    #   an 871-token prompt, 256 new tokens)
+//! new_tokens = 256
+//! link = { name = "Thunderbolt 5 bridge", gbit_per_s = 37.6, source = "iperf3, seed README" }
 //! ```
+//!
+//! `link` is the measured (or stated) link between the analysis's two machines; without it the
+//! disaggregation planner uses the datasheet catalog's and says so.
 //!
 //! A machine may sit in several analyses; one in none still gets its machine page, and the
 //! index names it. A selector that matches nothing is a warning, never a silent empty page.
 
+use super::predictions::{self, ConfiguredLink, ModelRequest};
 use crate::ingest::{Dataset, MachineInfo, MachineKey, Warning};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -36,6 +44,10 @@ pub struct ReportSet {
     /// In the order of the dataset's machines (sorted), so output does not depend on the
     /// order selectors were written in.
     pub machines: Vec<MachineKey>,
+    /// What the model-level predictions predict.
+    pub request: ModelRequest,
+    /// The link between the machines, when the analysis states one.
+    pub link: Option<ConfiguredLink>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -53,6 +65,22 @@ struct AnalysisSpec {
     #[serde(default)]
     question: Option<String>,
     machines: Vec<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    new_tokens: Option<u64>,
+    #[serde(default)]
+    link: Option<LinkSpec>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkSpec {
+    name: String,
+    gbit_per_s: f64,
+    source: String,
 }
 
 /// The analyses as configured, still to be matched against the machines found.
@@ -61,6 +89,8 @@ pub struct SetsConfig {
     specs: Vec<AnalysisSpec>,
     /// Shown in messages: where the configuration came from.
     origin: String,
+    /// Per spec, the model request and link it states (checked on reading).
+    models: Vec<(ModelRequest, Option<ConfiguredLink>)>,
 }
 
 /// Reads `path` as an analyses file; errors name the file and what is wrong in it.
@@ -76,6 +106,7 @@ pub fn read_config(path: &Path) -> Result<SetsConfig> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let mut seen = BTreeMap::new();
+    let mut models = Vec::new();
     for (i, spec) in file.analysis.iter().enumerate() {
         let at = format!("{origin}: analysis[{i}]");
         anyhow::ensure!(
@@ -106,6 +137,7 @@ pub fn read_config(path: &Path) -> Result<SetsConfig> {
             !spec.machines.is_empty(),
             "{at}: machines must list at least one label, id, glob or class:NAME"
         );
+        models.push(model_settings(spec).map_err(|e| anyhow::anyhow!("{at}: {e}"))?);
     }
     anyhow::ensure!(
         !file.analysis.is_empty(),
@@ -114,7 +146,52 @@ pub fn read_config(path: &Path) -> Result<SetsConfig> {
     Ok(SetsConfig {
         specs: file.analysis,
         origin,
+        models,
     })
+}
+
+/// An analysis's model request and link, checked: a known preset, counts of at least one, a
+/// positive finite bandwidth with a name and a source.
+fn model_settings(spec: &AnalysisSpec) -> Result<(ModelRequest, Option<ConfiguredLink>), String> {
+    let defaults = ModelRequest::default();
+    let model = match &spec.model {
+        Some(name) => predictions::preset(name).map_err(|e| format!("model: {e}"))?,
+        None => defaults.model,
+    };
+    let count = |value: Option<u64>, default: u64, field: &str| match value {
+        Some(0) => Err(format!("{field} must be at least 1, found 0")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let request = ModelRequest {
+        model,
+        prompt_tokens: count(spec.prompt_tokens, defaults.prompt_tokens, "prompt_tokens")?,
+        new_tokens: count(spec.new_tokens, defaults.new_tokens, "new_tokens")?,
+    };
+    let link = match &spec.link {
+        Some(l) => {
+            if l.name.trim().is_empty() || l.source.trim().is_empty() {
+                return Err(
+                    "link: name and source must not be empty (say what the link is \
+                            and how its bandwidth was measured)"
+                        .into(),
+                );
+            }
+            if !(l.gbit_per_s.is_finite() && l.gbit_per_s > 0.0) {
+                return Err(format!(
+                    "link.gbit_per_s: expected a positive number of Gbit/s, found {}",
+                    l.gbit_per_s
+                ));
+            }
+            Some(ConfiguredLink {
+                name: l.name.trim().to_string(),
+                gbit_per_s: l.gbit_per_s,
+                source: l.source.trim().to_string(),
+            })
+        }
+        None => None,
+    };
+    Ok((request, link))
 }
 
 /// `class:NAME` of a machine: the vendor of its accelerator, or `cpu` when it has none.
@@ -213,11 +290,13 @@ pub fn choose(dataset: &Dataset, config: Option<&SetsConfig>) -> Chosen {
                     title,
                     question: default_question(&labels),
                     machines: keys,
+                    request: ModelRequest::default(),
+                    link: None,
                 });
             }
         }
         Some(config) => {
-            for spec in &config.specs {
+            for (spec, (request, link)) in config.specs.iter().zip(&config.models) {
                 let mut keys = Vec::new();
                 for selector in &spec.machines {
                     let matched: Vec<&MachineKey> = machines
@@ -250,6 +329,8 @@ pub fn choose(dataset: &Dataset, config: Option<&SetsConfig>) -> Chosen {
                         .map(str::to_string)
                         .unwrap_or_else(|| default_question(&labels)),
                     machines: keys,
+                    request: request.clone(),
+                    link: link.clone(),
                 });
             }
         }
@@ -464,5 +545,64 @@ machines = ["class:cpu", "nothing-like-this"]
         assert!(e.contains("already used by analysis[0]"), "{e}");
         let e = config("not toml at all [").unwrap_err().to_string();
         assert!(e.contains(CONFIG_FILE), "{e}");
+    }
+
+    #[test]
+    fn model_requests_and_links_are_read_and_checked() {
+        let d = dataset(&[("m5", "Apple M5", Some("Apple M5"))]);
+        let c = config(
+            r#"
+[[analysis]]
+slug = "a"
+title = "x"
+machines = ["*"]
+model = "Llama-3-8B"
+prompt_tokens = 512
+link = { name = "Thunderbolt 5 bridge", gbit_per_s = 37.6, source = "iperf3 between the two machines" }
+
+[[analysis]]
+slug = "b"
+title = "y"
+machines = ["*"]
+"#,
+        )
+        .unwrap();
+        let chosen = choose(&d, Some(&c));
+        let a = &chosen.sets[0];
+        assert_eq!(a.request.model.name, "Llama-3-8B");
+        assert_eq!(a.request.prompt_tokens, 512);
+        assert_eq!(a.request.new_tokens, 256);
+        let link = a.link.as_ref().unwrap();
+        assert_eq!(link.gbit_per_s, 37.6);
+        assert_eq!(link.to_link().bandwidth_bytes_per_s, 4.7e9);
+        assert_eq!(chosen.sets[1].request, ModelRequest::default());
+        assert!(chosen.sets[1].link.is_none());
+
+        let base = "[[analysis]]\nslug = \"a\"\ntitle = \"x\"\nmachines = [\"*\"]\n";
+        let e = config(&format!("{base}model = \"mistral-8b\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "analysis[0]: model: unknown model \"mistral-8b\" (did you mean \"mistral-7b\"?)"
+            ),
+            "{e}"
+        );
+        let e = config(&format!("{base}new_tokens = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("new_tokens must be at least 1"), "{e}");
+        let e = config(&format!(
+            "{base}link = {{ name = \"tb\", gbit_per_s = -1.0, source = \"x\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("link.gbit_per_s: expected a positive"), "{e}");
+        let e = config(&format!(
+            "{base}link = {{ name = \"tb\", gbit_per_s = 40.0 }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("missing field `source`"), "{e}");
     }
 }

@@ -2,19 +2,33 @@
 //! turn what it holds into [`Record`]s — one per measured configuration — plus the list of
 //! files skipped, failed and warned about.
 //!
-//! One [`Importer`] per file format; adding a format is one new file and one line in
-//! [`importers`]. A bad file never stops the others from loading: its problem is recorded
-//! with the file, the position and what was expected, and the caller decides (`--strict`)
-//! whether that is fatal.
+//! One [`Importer`] per JSON format and one [`TextImporter`] per text format (nccl-tests
+//! logs, llama-bench CSV and JSONL); adding a format is one new file and one line in
+//! [`importers`] or [`text_importers`]. Files are recognised by their content, not their
+//! extension: every file under the root is read, JSON is tried first, then the text formats
+//! (Markdown files excepted: documentation that quotes a tool's output is not a result); a
+//! text file no format claims (notes, a log of something else) is passed over silently, while
+//! a `.json` file no format claims is listed as unrecognised. A bad file never stops the others from
+//! loading: its problem is recorded with the file, the position and what was expected, and
+//! the caller decides (`--strict`) whether that is fatal.
+//!
+//! Besides records, a file may hold a time series ([`capture::TrafficCapture`]: interface
+//! traffic sampled during a distributed run); those are kept whole in [`Dataset::captures`]
+//! for charts, never turned into records.
 
+pub mod capture;
 pub mod cross_checks;
 pub mod folders;
+pub mod iperf3;
 pub mod json_text;
+pub mod llama_bench;
 pub mod mac_ml_benchmark;
 pub mod native;
+pub mod nccl_tests;
 pub mod node;
 pub mod record;
 pub mod table;
+pub mod text;
 
 use node::{Node, ShapeError};
 pub use record::{MachineKey, Provenance, Record, Timing, Verification};
@@ -43,8 +57,11 @@ pub struct FileView<'a> {
     pub rel_path: &'a str,
     pub file_name: &'a str,
     pub doc: &'a Value,
-    /// The machine this file's folder belongs to (from `system_info.json`, else the folder).
+    /// The machine this file's folder belongs to (from `system_info.json` or a silirep run
+    /// in the folder, else the folder's name).
     pub folder_machine: &'a MachineKey,
+    /// Whether a file described `folder_machine` (else it is only the folder's name).
+    pub folder_described: bool,
 }
 
 impl FileView<'_> {
@@ -67,19 +84,54 @@ pub struct Imported {
     /// Machine description carried by the file, keyed by machine id.
     pub machines: Vec<(MachineKey, MachineInfo)>,
     pub warnings: Vec<Warning>,
+    /// Time series the file holds (interface traffic during a distributed run).
+    pub captures: Vec<capture::TrafficCapture>,
+    /// Links between devices or machines as the file's measurements saw them.
+    pub links: Vec<(MachineKey, SeenLink)>,
     /// Set when the file is recognised but deliberately holds nothing to import (a derived
-    /// summary, a network capture): the reason is shown in the inventory.
+    /// summary): the reason is shown in the inventory.
     pub not_imported: Option<String>,
 }
 
 impl Imported {
     pub fn warn(&mut self, file: &FileView, json_path: &str, message: impl Into<String>) {
+        self.warn_at(file.rel_path, json_path, message);
+    }
+
+    /// A warning at any location: a JSON path, or `line L` in a text file.
+    pub fn warn_at(&mut self, file: &str, location: &str, message: impl Into<String>) {
         self.warnings.push(Warning {
-            file: file.rel_path.to_string(),
-            location: json_path.to_string(),
+            file: file.to_string(),
+            location: location.to_string(),
             message: message.into(),
         });
     }
+}
+
+/// One text file (not JSON), as a text importer sees it.
+pub struct TextView<'a> {
+    pub rel_path: &'a str,
+    pub file_name: &'a str,
+    pub text: &'a str,
+    pub folder_machine: &'a MachineKey,
+    pub folder_described: bool,
+}
+
+impl TextView<'_> {
+    pub fn provenance(&self, location: &str) -> Provenance {
+        Provenance {
+            file: self.rel_path.to_string(),
+            json_path: location.to_string(),
+        }
+    }
+}
+
+/// A reader for a text format. `recognises` must be specific (a format's own header lines),
+/// because every text file under the results root is offered to it.
+pub trait TextImporter {
+    fn format_name(&self) -> &'static str;
+    fn recognises(&self, file: &TextView) -> bool;
+    fn import(&self, file: &TextView, out: &mut Imported) -> Result<(), ImportError>;
 }
 
 pub trait Importer {
@@ -98,11 +150,22 @@ pub enum ImportError {
     Invalid { path: String, message: String },
 }
 
-/// Every known format, most specific first.
+/// Every known JSON format, most specific first.
 pub fn importers() -> Vec<Box<dyn Importer>> {
     let mut all: Vec<Box<dyn Importer>> = vec![Box::new(native::NativeRun)];
     all.extend(mac_ml_benchmark::importers());
+    all.push(Box::new(iperf3::Iperf3));
+    all.push(Box::new(llama_bench::LlamaBenchJson));
     all
+}
+
+/// Every known text format.
+pub fn text_importers() -> Vec<Box<dyn TextImporter>> {
+    vec![
+        Box::new(nccl_tests::NcclTests),
+        Box::new(llama_bench::LlamaBenchJsonl),
+        Box::new(llama_bench::LlamaBenchCsv),
+    ]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -150,6 +213,24 @@ pub struct Dataset {
     pub machines: BTreeMap<MachineKey, MachineInfo>,
     pub files: Vec<FileOutcome>,
     pub warnings: Vec<Warning>,
+    /// Time series read from capture files, in load order.
+    pub captures: Vec<capture::TrafficCapture>,
+    /// Every link a machine's measurements crossed, as its driver or OS reported it.
+    pub links: BTreeMap<MachineKey, std::collections::BTreeSet<SeenLink>>,
+}
+
+/// A link between two of a machine's devices (or the machine and a peer), as a measurement
+/// recorded it: `from` and `to` are device ids (`0`, `1`, `host`, `peer`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenLink {
+    pub from: String,
+    pub to: String,
+    /// `nvlink`, `pcie`, `tcp`, `unified_memory`, `unknown`.
+    pub kind: String,
+    /// `NV18`, `PCIe gen 5 x16`, `TCP over loopback`.
+    pub label: String,
+    /// What the driver reported about it, `key=value`.
+    pub attributes: Vec<(String, String)>,
 }
 
 impl Dataset {
@@ -195,11 +276,18 @@ impl Dataset {
             .filter(|(k, _)| wanted.contains(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let captures: Vec<capture::TrafficCapture> = self
+            .captures
+            .iter()
+            .filter(|c| c.machines.iter().any(|m| wanted.contains(m)))
+            .cloned()
+            .collect();
         let mut files_used: std::collections::BTreeSet<&str> =
             records.iter().map(|r| r.source.file.as_str()).collect();
         for info in machines.values() {
             files_used.extend(info.described_by.iter().map(String::as_str));
         }
+        files_used.extend(captures.iter().map(|c| c.source.file.as_str()));
         let files = self
             .files
             .iter()
@@ -214,10 +302,17 @@ impl Dataset {
             .collect();
         (
             Dataset {
+                links: self
+                    .links
+                    .iter()
+                    .filter(|(k, _)| machines.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 records,
                 machines,
                 files,
                 warnings,
+                captures,
             },
             indices,
         )
@@ -231,16 +326,17 @@ pub enum LoadError {
     Root { path: PathBuf, message: String },
 }
 
-/// Loads every `.json` file under `root` in a stable order (sorted by path).
+/// Loads every file under `root` in a stable order (sorted by path): JSON files, and text
+/// files in a format some [`TextImporter`] recognises.
 pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
     let meta = std::fs::metadata(root).map_err(|e| LoadError::Root {
         path: root.to_path_buf(),
         message: e.to_string(),
     })?;
     let mut dataset = Dataset::default();
-    let mut json_files = Vec::new();
+    let mut paths = Vec::new();
     if meta.is_file() {
-        json_files.push(root.to_path_buf());
+        paths.push(root.to_path_buf());
     } else {
         // Following links lets users assemble a results tree from symlinked folders; walkdir
         // detects link loops and reports them as errors instead of recursing forever.
@@ -249,9 +345,7 @@ pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
             .sort_by_file_name();
         for entry in walker {
             match entry {
-                Ok(e) if e.file_type().is_file() && is_json(e.path()) => {
-                    json_files.push(e.into_path())
-                }
+                Ok(e) if e.file_type().is_file() => paths.push(e.into_path()),
                 Ok(_) => {}
                 Err(e) => {
                     let path = e
@@ -278,19 +372,27 @@ pub fn load_dir(root: &Path) -> Result<Dataset, LoadError> {
     } else {
         root
     };
-    let importers = importers();
-    let mut folder_machines: BTreeMap<PathBuf, MachineKey> = BTreeMap::new();
-    for path in &json_files {
+    let readers = Readers {
+        json: importers(),
+        text: text_importers(),
+    };
+    let mut folder_machines: BTreeMap<PathBuf, folders::FolderMachine> = BTreeMap::new();
+    for path in &paths {
         let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let machine = folder_machines
             .entry(folder.clone())
             .or_insert_with(|| folders::folder_machine(&folder, base))
             .clone();
-        load_file(&importers, base, path, &machine, &mut dataset);
+        load_file(&readers, base, path, &machine, &mut dataset);
     }
     cross_checks::decode_rates_that_are_prefill(&mut dataset);
     dataset.warnings.sort();
     Ok(dataset)
+}
+
+fn is_markdown(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
 fn is_json(path: &Path) -> bool {
@@ -313,14 +415,24 @@ pub fn relative(root: &Path, path: &Path) -> String {
     }
 }
 
+struct Readers {
+    json: Vec<Box<dyn Importer>>,
+    text: Vec<Box<dyn TextImporter>>,
+}
+
+/// Reads one file: JSON (by content, whatever its extension) through the JSON importers,
+/// anything else through the text importers. A file that is neither `.json` nor claimed by
+/// a format is passed over without a trace, so notes and READMEs beside results are not
+/// problems.
 fn load_file(
-    importers: &[Box<dyn Importer>],
+    readers: &Readers,
     base: &Path,
     path: &Path,
-    folder_machine: &MachineKey,
+    folder_machine: &folders::FolderMachine,
     dataset: &mut Dataset,
 ) {
     let rel_path = relative(base, path);
+    let named_json = is_json(path);
     let fail = |dataset: &mut Dataset, error: String| {
         dataset.files.push(FileOutcome {
             file: rel_path.clone(),
@@ -333,6 +445,7 @@ fn load_file(
     };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
+        Err(_) if !named_json => return,
         Err(e) => {
             return fail(
                 dataset,
@@ -345,65 +458,106 @@ fn load_file(
     };
     // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the JSON.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let parsed = match json_text::parse(text) {
-        Ok(p) => p,
-        Err(e) => return fail(dataset, format!("invalid JSON at {e}")),
-    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let view = FileView {
+    let looks_like_json = matches!(text.trim_start().chars().next(), Some('{' | '['));
+    let parsed = if named_json || looks_like_json {
+        Some(json_text::parse(text))
+    } else {
+        None
+    };
+    if let Some(Ok(parsed)) = &parsed {
+        let view = FileView {
+            rel_path: &rel_path,
+            file_name: &file_name,
+            doc: &parsed.value,
+            folder_machine: &folder_machine.key,
+            folder_described: folder_machine.described,
+        };
+        if let Some(importer) = readers.json.iter().find(|i| i.recognises(&view)) {
+            for token in &parsed.non_finite {
+                dataset.warnings.push(Warning {
+                    file: rel_path.clone(),
+                    location: format!("line {}, column {}", token.line, token.column),
+                    message: format!(
+                        "non-finite token {} at {} read as a missing value",
+                        token.token, token.path
+                    ),
+                });
+            }
+            let mut imported = Imported::default();
+            let result = importer.import(&view, &mut imported);
+            return finish(dataset, &rel_path, importer.format_name(), result, imported);
+        }
+    }
+    // Markdown is documentation: a README quoting a tool's output must not become results.
+    if is_markdown(path) {
+        return;
+    }
+    let view = TextView {
         rel_path: &rel_path,
         file_name: &file_name,
-        doc: &parsed.value,
-        folder_machine,
+        text,
+        folder_machine: &folder_machine.key,
+        folder_described: folder_machine.described,
     };
-    let Some(importer) = importers.iter().find(|i| i.recognises(&view)) else {
-        dataset.files.push(FileOutcome {
+    if let Some(importer) = readers.text.iter().find(|i| i.recognises(&view)) {
+        let mut imported = Imported::default();
+        let result = importer.import(&view, &mut imported);
+        return finish(dataset, &rel_path, importer.format_name(), result, imported);
+    }
+    if !named_json {
+        return;
+    }
+    match parsed {
+        Some(Err(e)) => fail(dataset, format!("invalid JSON at {e}")),
+        _ => dataset.files.push(FileOutcome {
             file: rel_path.clone(),
             status: FileStatus::Unrecognised,
-        });
-        return;
-    };
-    for token in &parsed.non_finite {
-        dataset.warnings.push(Warning {
-            file: rel_path.clone(),
-            location: format!("line {}, column {}", token.line, token.column),
-            message: format!(
-                "non-finite token {} at {} read as a missing value",
-                token.token, token.path
-            ),
-        });
+        }),
     }
-    let mut imported = Imported::default();
-    match importer.import(&view, &mut imported) {
+}
+
+/// Files the outcome of one importer's run on one file into the dataset.
+fn finish(
+    dataset: &mut Dataset,
+    rel_path: &str,
+    format: &'static str,
+    result: Result<(), ImportError>,
+    mut imported: Imported,
+) {
+    match result {
         Ok(()) => {
             let status = match imported.not_imported.take() {
-                Some(reason) => FileStatus::NotImported {
-                    format: importer.format_name(),
-                    reason,
-                },
+                Some(reason) => FileStatus::NotImported { format, reason },
                 None => FileStatus::Loaded {
-                    format: importer.format_name(),
+                    format,
                     records: imported.records.len(),
                 },
             };
             dataset.files.push(FileOutcome {
-                file: rel_path.clone(),
+                file: rel_path.to_string(),
                 status,
             });
             dataset.records.append(&mut imported.records);
             dataset.warnings.append(&mut imported.warnings);
+            dataset.captures.append(&mut imported.captures);
+            for (key, link) in imported.links {
+                dataset.links.entry(key).or_default().insert(link);
+            }
             for (key, info) in imported.machines {
                 let entry = dataset.machines.entry(key).or_default();
                 merge_machine_info(entry, info);
             }
         }
-        Err(e) => fail(
-            dataset,
-            format!("not a valid {} file: {e}", importer.format_name()),
-        ),
+        Err(e) => dataset.files.push(FileOutcome {
+            file: rel_path.to_string(),
+            status: FileStatus::Failed {
+                error: format!("not a valid {format} file: {e}"),
+            },
+        }),
     }
 }
 
@@ -535,6 +689,24 @@ pub fn reconcile_machine_labels(dataset: &mut Dataset) {
     dataset.warnings.sort();
     for r in &mut dataset.records {
         r.machine = final_key(&r.machine);
+    }
+    for c in &mut dataset.captures {
+        for m in &mut c.machines {
+            *m = final_key(m);
+        }
+    }
+    let links = std::mem::take(&mut dataset.links);
+    for (key, seen) in links {
+        dataset
+            .links
+            .entry(final_key(&key))
+            .or_default()
+            .extend(seen);
+    }
+    for c in &mut dataset.captures {
+        for m in &mut c.machines {
+            *m = final_key(m);
+        }
     }
     let machines = std::mem::take(&mut dataset.machines);
     for (key, mut info) in machines {

@@ -109,6 +109,22 @@ impl Importer for NativeRun {
                     "measurement has neither samples nor an error",
                 );
             }
+            for link in m.topology.iter().flat_map(|t| &t.links) {
+                out.links.push((
+                    machine.clone(),
+                    super::SeenLink {
+                        from: link.from.clone(),
+                        to: link.to.clone(),
+                        kind: link.kind.clone(),
+                        label: link.label.clone(),
+                        attributes: link
+                            .attributes
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    },
+                ));
+            }
             out.records.push(Record {
                 machine: machine.clone(),
                 framework: run.backend.name.clone(),
@@ -150,6 +166,17 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
             message: e.into_inner().to_string(),
         }
     })
+}
+
+/// The machine a silirep run file names, or `None` when `doc` is not a readable run: lets
+/// other tools' files in the same folder join that machine.
+pub fn run_machine_key(doc: &serde_json::Value) -> Option<MachineKey> {
+    if doc.get("schema").and_then(|s| s.as_str()) != Some(SCHEMA_NAME) {
+        return None;
+    }
+    let machine: silirep_core::schema::Machine =
+        serde_json::from_value(doc.get("machine")?.clone()).ok()?;
+    Some(machine_key(&machine))
 }
 
 /// The machine as reports know it. Files written before accelerators were part of machine

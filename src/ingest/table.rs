@@ -1,5 +1,7 @@
 //! The tidy table: one row per (machine, framework, kernel, parameters) measurement, with
-//! statistics columns and provenance. Rows keep load order (sorted paths, then document
+//! statistics columns and provenance. Multi-device records add the devices involved and the
+//! bus bandwidth (nccl-tests' convention); `reported` lists the values the source itself
+//! stated (`key=value` pairs, sorted), kept beside silirep's own figures for cross-checks. Rows keep load order (sorted paths, then document
 //! order), so the table — and the CSV written from it — is the same on every machine.
 
 use super::record::{Record, Timing};
@@ -14,6 +16,7 @@ pub const COLUMNS: &[&str] = &[
     "kernel",
     "dtype",
     "params",
+    "devices",
     "primary_size",
     "n",
     "center_method",
@@ -27,10 +30,12 @@ pub const COLUMNS: &[&str] = &[
     "flop_per_s",
     "bytes_per_s",
     "tokens_per_s",
+    "bus_bytes_per_s",
     "verification",
     "error",
     "clock",
     "run_id",
+    "reported",
     "source_file",
     "json_path",
 ];
@@ -52,6 +57,13 @@ pub fn build(records: &[Record]) -> PolarsResult<DataFrame> {
         Column::new("kernel".into(), text(&|r| r.spec.name())),
         Column::new("dtype".into(), text(&|r| r.spec.precision_label())),
         Column::new("params".into(), text(&|r| r.spec.params_label())),
+        Column::new(
+            "devices".into(),
+            opt_text(&|r| {
+                let devices = r.spec.devices();
+                (!devices.is_empty()).then(|| silirep_core::kernels::devices_label(&devices))
+            }),
+        ),
         Column::new(
             "primary_size".into(),
             records
@@ -89,6 +101,7 @@ pub fn build(records: &[Record]) -> PolarsResult<DataFrame> {
         Column::new("flop_per_s".into(), num(&|r| r.flop_per_s())),
         Column::new("bytes_per_s".into(), num(&|r| r.bytes_per_s())),
         Column::new("tokens_per_s".into(), num(&|r| r.tokens_per_s())),
+        Column::new("bus_bytes_per_s".into(), num(&|r| bus_bytes_per_s(r))),
         Column::new(
             "verification".into(),
             text(&|r| r.verification.name().to_string()),
@@ -96,10 +109,29 @@ pub fn build(records: &[Record]) -> PolarsResult<DataFrame> {
         Column::new("error".into(), opt_text(&|r| r.error.clone())),
         Column::new("clock".into(), opt_text(&|r| r.clock.clone())),
         Column::new("run_id".into(), opt_text(&|r| r.run_id.clone())),
+        Column::new("reported".into(), opt_text(&|r| reported_text(r))),
         Column::new("source_file".into(), text(&|r| r.source.file.clone())),
         Column::new("json_path".into(), text(&|r| r.source.json_path.clone())),
     ];
     DataFrame::new(records.len(), columns)
+}
+
+/// Bus bandwidth of a collective (S·f / t) or a copy; only for multi-device records.
+fn bus_bytes_per_s(r: &Record) -> Option<f64> {
+    let t = r.timing.as_ref()?.center_s();
+    Some(r.spec.bus_bytes()? / t)
+}
+
+/// `key=value;key=value` in key order, values in Rust's shortest round-trip form, so the
+/// text is the same on every machine.
+fn reported_text(r: &Record) -> Option<String> {
+    (!r.reported.is_empty()).then(|| {
+        r.reported
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    })
 }
 
 fn mean_s(t: &Timing) -> f64 {

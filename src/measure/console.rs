@@ -55,6 +55,24 @@ pub fn size_label(spec: &KernelSpec) -> String {
             bytes_text(*bytes as f64),
             silirep_core::kernels::devices_label(devices)
         ),
+        KernelSpec::NetworkTransfer {
+            streams,
+            message_bytes,
+            ..
+        } => format!(
+            "{} writes × {streams} stream{}",
+            bytes_text(*message_bytes as f64),
+            if *streams == 1 { "" } else { "s" }
+        ),
+        KernelSpec::NetworkRoundTrip { message_bytes } => {
+            format!("{} message", bytes_text(*message_bytes as f64))
+        }
+        KernelSpec::Network {
+            streams,
+            peer,
+            bytes,
+            ..
+        } => format!("{} to {peer}, {streams} streams", bytes_text(*bytes as f64)),
     }
 }
 

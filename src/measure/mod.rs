@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod console;
 pub mod options;
+pub mod peer;
 pub mod selection;
 pub mod system;
 pub mod writer;
@@ -40,6 +41,15 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     };
     let mut backend = backends::open(args.backend, args.threads, &args.gpus)?;
     eprintln!("backend: {}", backend.name());
+    if let Some(peer) = &args.peer {
+        let link = silirep_link::LinkClient::new(
+            peer,
+            std::time::Duration::from_secs_f64(args.peer_timeout),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!("link peer: {peer}");
+        backend = Box::new(peer::WithPeer::new(backend, link));
+    }
 
     let specs = select(backend.as_ref(), suite, &selection)?;
     let settings = settings_for(suite, args, &selection, target_ci);

@@ -38,6 +38,18 @@ pub fn check(args: &MeasureArgs) -> Result<f64> {
             );
         }
     }
+    ensure!(
+        args.peer_timeout.is_finite() && args.peer_timeout > 0.0 && args.peer_timeout <= 3600.0,
+        "--peer-timeout is in seconds, above 0 and at most 3600, got {}",
+        args.peer_timeout
+    );
+    if let Some(peer) = &args.peer {
+        ensure!(
+            peer.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+            "--peer {peer}: expected HOST:PORT of a `silirep link serve` (e.g. 192.168.2.1:5201)"
+        );
+    }
     if let Some(label) = &args.label {
         ensure!(
             !label.trim().is_empty(),

@@ -123,6 +123,49 @@ pub fn render(dataset: &Dataset) -> String {
         let _ = writeln!(md, "| `{}` | {} |", cell(&f.file), cell(&outcome));
     }
 
+    if !dataset.captures.is_empty() {
+        let _ = writeln!(md, "\n### Captures\n");
+        let _ = writeln!(
+            md,
+            "Time series kept for charts, not measurements: traffic on a link sampled while a \
+             job ran.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| File | Capture | Machines | Interface | Samples | Duration | Markers | Sent | Received | Peak | Caveats |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
+        for c in &dataset.captures {
+            let machines: Vec<&str> = c.machines.iter().map(|m| m.label.as_str()).collect();
+            let estimated = match c.totals_source {
+                crate::ingest::capture::TotalsSource::Counted => "",
+                crate::ingest::capture::TotalsSource::IntegratedRates => " (from rates)",
+            };
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {}{estimated} | {}{estimated} | {} | {} |",
+                cell(&c.source.file),
+                cell(&c.name),
+                cell(&machines.join(", ")),
+                cell(c.interface.as_deref().unwrap_or("—")),
+                c.samples.len(),
+                c.duration_s
+                    .or_else(|| c.samples.last().map(|s| s.t_s))
+                    .map(format::duration)
+                    .unwrap_or_else(|| "—".into()),
+                c.markers.len(),
+                format::si(c.send_bytes, "B"),
+                format::si(c.recv_bytes, "B"),
+                format::si(c.peak_bytes_per_s(), "B/s"),
+                cell(&if c.caveats.is_empty() {
+                    "—".to_string()
+                } else {
+                    c.caveats.join("; ")
+                })
+            );
+        }
+    }
+
     if !dataset.warnings.is_empty() {
         let _ = writeln!(md, "\n### Warnings\n");
         for w in &dataset.warnings {

@@ -1,12 +1,14 @@
 //! The rule that names a machine: `<accelerator or CPU slug>-<8 hex digits>`.
 //!
 //! The name leads with what does the work — the accelerator where there is one, else the CPU —
-//! so a results folder reads `nvidia-h200-…` rather than the host's CPU. The digits hash
-//! everything that makes two machines different for ML work: the host's identity (the OS's
-//! machine id or platform UUID), its CPU model, thread count and memory, and the accelerator's
-//! model and the set of devices used. The host identity alone is not enough: every container
-//! built from one image shares `/etc/machine-id`, so two cloud hosts with different GPUs
-//! looked like one machine until the accelerator became part of the id.
+//! so a results folder reads `nvidia-h200-…` rather than the host's CPU. The digits hash the
+//! host's identity (the OS's machine id or platform UUID) and CPU model and, where there is an
+//! accelerator, the host's thread count and memory and the accelerator's model and the set of
+//! devices used. The host identity alone is not enough: every container built from one image
+//! shares `/etc/machine-id`, so two cloud hosts with different GPUs looked like one machine
+//! until the accelerator became part of the id. A machine without an accelerator keeps the id
+//! it always had (host identity and CPU model), so its history continues across versions of
+//! silirep.
 //!
 //! Files written before that rule carry an id without the accelerator; [`upgraded_id`] maps
 //! them to a new-style id at load time (deterministically, from the old id and the
@@ -33,6 +35,12 @@ pub struct MachineFacts<'a> {
 const SLUG_CHARS: usize = 40;
 
 pub fn machine_id(facts: &MachineFacts) -> String {
+    let Some(accelerator) = facts.accelerator else {
+        return with_hash(
+            facts.cpu_model,
+            fnv1a64(format!("{}|{}", facts.host_identity, facts.cpu_model).as_bytes()),
+        );
+    };
     // Memory is hashed in whole GiB: the kernel's MemTotal moves by megabytes between boots
     // of the same machine, which must not rename it.
     let memory_gib = facts
@@ -45,11 +53,10 @@ pub fn machine_id(facts: &MachineFacts) -> String {
         facts.cpu_model,
         facts.cpu_threads.map(|t| t.to_string()).unwrap_or_default(),
         memory_gib,
-        facts.accelerator.unwrap_or(""),
+        accelerator,
         facts.devices.unwrap_or(""),
     );
-    let lead = facts.accelerator.unwrap_or(facts.cpu_model);
-    with_hash(lead, fnv1a64(hashed.as_bytes()))
+    with_hash(accelerator, fnv1a64(hashed.as_bytes()))
 }
 
 /// A new-style id for a file written before accelerators were part of the id, or `None`
@@ -128,10 +135,21 @@ mod tests {
     }
 
     #[test]
-    fn cpu_only_machines_are_named_after_their_cpu() {
+    fn cpu_only_machines_keep_the_id_they_always_had() {
         let id = machine_id(&lent_host(None));
         assert!(id.starts_with("intel-r-xeon-r-processor-"), "{id}");
         assert_eq!(id.len(), "intel-r-xeon-r-processor-".len() + 8);
+        // The first rule: FNV-1a of "host identity|CPU model", low 32 bits. This is the
+        // committed CPU run's id (results/raw/amd-epyc-35c1aed4), from its host's machine-id.
+        let vm = MachineFacts {
+            host_identity: "3d1219c7c4c5404aaa1f6d2a48adfda4",
+            cpu_model: "AMD EPYC",
+            cpu_threads: Some(2),
+            memory_bytes: Some(24 << 30),
+            accelerator: None,
+            devices: None,
+        };
+        assert_eq!(machine_id(&vm), "amd-epyc-35c1aed4");
     }
 
     #[test]

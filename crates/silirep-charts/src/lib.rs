@@ -73,7 +73,14 @@ pub struct Series {
     pub points: Vec<SeriesPoint>,
 }
 
+/// A horizontal line across the plot at `y`, labelled: a datasheet figure to compare with.
 #[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub label: String,
+    pub y: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LineChart {
     pub title: String,
     pub x_label: String,
@@ -81,6 +88,10 @@ pub struct LineChart {
     pub x_log: bool,
     pub y_log: bool,
     pub series: Vec<Series>,
+    /// Dashed horizontal lines (they widen the y range to show themselves).
+    pub references: Vec<Reference>,
+    /// Thin vertical lines at these x values: events on a time axis.
+    pub markers: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -573,7 +584,9 @@ pub fn line_chart(chart: &LineChart) -> Result<Rendered, ChartError> {
     };
     let (x_lo, x_hi) = range(xs().collect(), chart.x_log);
     let (y_lo, y_hi) = range(
-        ys().filter(|v| keep(*v, chart.y_log)).collect(),
+        ys().chain(chart.references.iter().map(|r| r.y))
+            .filter(|v| keep(*v, chart.y_log))
+            .collect(),
         chart.y_log,
     );
     let unit = chart
@@ -638,6 +651,39 @@ impl Figure for LinePlan<'_> {
                     .light_line_style(RGBColor(235, 235, 235))
                     .draw()
                     .map_err(draw_err)?;
+                let grey = RGBColor(150, 150, 150);
+                for &m in chart.markers.iter().filter(|m| **m >= x_lo && **m <= x_hi) {
+                    c.draw_series(std::iter::once(PathElement::new(
+                        vec![(m, y_lo), (m, y_hi)],
+                        RGBColor(200, 200, 200).stroke_width(1),
+                    )))
+                    .map_err(draw_err)?;
+                }
+                for r in chart.references.iter().filter(|r| keep(r.y, chart.y_log)) {
+                    // Dashes drawn as short segments: plotters' dashed style is backend-specific.
+                    let steps = 60;
+                    let at = |k: usize| {
+                        let f = k as f64 / steps as f64;
+                        if chart.x_log {
+                            (x_lo.ln() + f * (x_hi.ln() - x_lo.ln())).exp()
+                        } else {
+                            x_lo + f * (x_hi - x_lo)
+                        }
+                    };
+                    for k in (0..steps).step_by(2) {
+                        c.draw_series(std::iter::once(PathElement::new(
+                            vec![(at(k), r.y), (at(k + 1), r.y)],
+                            grey.stroke_width(2),
+                        )))
+                        .map_err(draw_err)?;
+                    }
+                    c.draw_series(std::iter::once(Text::new(
+                        r.label.clone(),
+                        (at(1), r.y),
+                        (FAMILY, 12).into_font().color(&grey),
+                    )))
+                    .map_err(draw_err)?;
+                }
                 for (i, (_, pts)) in series.iter().enumerate() {
                     let col = colour(i);
                     c.draw_series(LineSeries::new(
@@ -680,6 +726,143 @@ impl Figure for LinePlan<'_> {
             .map(|(i, (label, _))| Legend::Line(colour(i), label.clone()))
             .collect();
         draw_legend(&legend, &entries)?;
+        root.present().map_err(draw_err)
+    }
+}
+
+/// A matrix of values, one coloured cell each: a peer-to-peer bandwidth matrix (row: source
+/// GPU, column: destination).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    pub title: String,
+    pub row_title: String,
+    pub column_title: String,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    /// `values[row][column]`; `None` where nothing was measured (the diagonal, say).
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Unit of the values, for the cell labels (`B/s`).
+    pub unit: String,
+}
+
+/// Draws a heatmap: darker cells are larger values, each cell carries its value, unmeasured
+/// cells are left white with a dash.
+pub fn heatmap(chart: &Heatmap) -> Result<Rendered, ChartError> {
+    let values: Vec<f64> = chart
+        .values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if chart.rows.is_empty() || chart.columns.is_empty() || values.is_empty() {
+        return Err(ChartError::Empty(format!(
+            "{:?} has no values",
+            chart.title
+        )));
+    }
+    if chart.values.len() != chart.rows.len()
+        || chart.values.iter().any(|r| r.len() != chart.columns.len())
+    {
+        return Err(ChartError::Empty(format!(
+            "{:?}: {} rows × {} columns of labels but values of another shape",
+            chart.title,
+            chart.rows.len(),
+            chart.columns.len()
+        )));
+    }
+    let (svg, png) = render_both(&HeatmapPlan { chart })?;
+    Ok(Rendered {
+        svg,
+        png,
+        skipped_points: 0,
+    })
+}
+
+struct HeatmapPlan<'a> {
+    chart: &'a Heatmap,
+}
+
+impl Figure for HeatmapPlan<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        let chart = self.chart;
+        root.fill(&WHITE).map_err(draw_err)?;
+        let (w, h) = (WIDTH as i32, HEIGHT as i32);
+        let (left, top, right, bottom) = (170, 70, 40, 70);
+        let n_rows = chart.rows.len() as i32;
+        let n_cols = chart.columns.len() as i32;
+        let cell_w = ((w - left - right) / n_cols).min(160);
+        let cell_h = ((h - top - bottom) / n_rows).min(90);
+        let max = chart
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let text = |size: u32| (FAMILY, size).into_font().color(&BLACK);
+        root.draw(&Text::new(chart.title.clone(), (left, 20), text(20)))
+            .map_err(draw_err)?;
+        root.draw(&Text::new(
+            format!("{} →", chart.column_title),
+            (left, top - 28),
+            text(14),
+        ))
+        .map_err(draw_err)?;
+        root.draw(&Text::new(
+            format!("{} ↓", chart.row_title),
+            (10, top - 28),
+            text(14),
+        ))
+        .map_err(draw_err)?;
+        for (c, label) in chart.columns.iter().enumerate() {
+            let x = left + c as i32 * cell_w + 6;
+            root.draw(&Text::new(label.clone(), (x, top - 12), text(13)))
+                .map_err(draw_err)?;
+        }
+        for (r, label) in chart.rows.iter().enumerate() {
+            let y = top + r as i32 * cell_h + cell_h / 2 - 6;
+            root.draw(&Text::new(label.clone(), (10, y), text(13)))
+                .map_err(draw_err)?;
+            for (c, value) in chart.values[r].iter().enumerate() {
+                let x0 = left + c as i32 * cell_w;
+                let y0 = top + r as i32 * cell_h;
+                let cell = [(x0, y0), (x0 + cell_w - 2, y0 + cell_h - 2)];
+                match value.filter(|v| v.is_finite()) {
+                    Some(v) => {
+                        // Light to dark blue by the share of the largest value.
+                        let f = if max > 0.0 {
+                            (v / max).clamp(0.0, 1.0)
+                        } else {
+                            0.0
+                        };
+                        let mix = |light: f64, dark: f64| (light + f * (dark - light)) as u8;
+                        let fill = RGBColor(mix(222.0, 8.0), mix(235.0, 69.0), mix(247.0, 148.0));
+                        root.draw(&Rectangle::new(cell, fill.filled()))
+                            .map_err(draw_err)?;
+                        let ink = if f > 0.55 { WHITE } else { BLACK };
+                        root.draw(&Text::new(
+                            si_label(v, &chart.unit),
+                            (x0 + 8, y0 + cell_h / 2 - 7),
+                            (FAMILY, 14).into_font().color(&ink),
+                        ))
+                        .map_err(draw_err)?;
+                    }
+                    None => {
+                        root.draw(&Rectangle::new(cell, RGBColor(245, 245, 245).filled()))
+                            .map_err(draw_err)?;
+                        root.draw(&Text::new(
+                            "—".to_string(),
+                            (x0 + 8, y0 + cell_h / 2 - 7),
+                            text(14),
+                        ))
+                        .map_err(draw_err)?;
+                    }
+                }
+            }
+        }
         root.present().map_err(draw_err)
     }
 }
@@ -799,8 +982,21 @@ mod tests {
                     },
                 ],
             }],
+            ..Default::default()
         };
         let r = line_chart(&chart).unwrap();
+        // A reference line above every point widens the range to show itself.
+        let with_reference = LineChart {
+            references: vec![Reference {
+                label: "datasheet".into(),
+                y: 5e12,
+            }],
+            markers: vec![700.0],
+            ..chart.clone()
+        };
+        let r2 = line_chart(&with_reference).unwrap();
+        assert!(r2.svg.contains("datasheet"));
+        assert_ne!(r2.svg, r.svg);
         assert_eq!(r, line_chart(&chart).unwrap());
         let empty = LineChart {
             series: vec![],
@@ -829,5 +1025,30 @@ mod tests {
         let styles: std::collections::BTreeSet<(usize, bool)> =
             (0..MARKER_KINDS).map(marker_style).collect();
         assert_eq!(styles.len(), MARKER_KINDS);
+    }
+
+    #[test]
+    fn heatmaps_draw_values_and_refuse_bad_shapes() {
+        let chart = Heatmap {
+            title: "P2P".into(),
+            row_title: "from GPU".into(),
+            column_title: "to GPU".into(),
+            rows: vec!["0".into(), "1".into()],
+            columns: vec!["0".into(), "1".into()],
+            values: vec![vec![None, Some(3.9e11)], vec![Some(3.8e11), None]],
+            unit: "B/s".into(),
+        };
+        let r = heatmap(&chart).unwrap();
+        assert!(
+            r.svg.contains("390 GB/s") && r.svg.contains("380 GB/s"),
+            "{}",
+            &r.svg[..200]
+        );
+        assert_eq!(r, heatmap(&chart).unwrap());
+        let bad = Heatmap {
+            values: vec![vec![Some(1.0)]],
+            ..chart.clone()
+        };
+        assert!(matches!(heatmap(&bad), Err(ChartError::Empty(_))));
     }
 }

@@ -22,6 +22,16 @@ pub enum KernelError {
 }
 
 impl KernelError {
+    /// What every device backend answers for network kernels: those cross a link to another
+    /// machine and are measured by the front end's link client (`silirep measure --peer`).
+    pub fn network_needs_peer() -> KernelError {
+        KernelError::Unsupported(
+            "network transfers are measured with `silirep measure --peer HOST:PORT` against \
+             `silirep link serve` on the other machine"
+                .into(),
+        )
+    }
+
     pub fn to_measurement_error(&self) -> MeasurementError {
         let (kind, message) = match self {
             KernelError::Unsupported(m) => (ErrorKind::Unsupported, m),

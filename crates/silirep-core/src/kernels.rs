@@ -224,6 +224,79 @@ pub enum ModelPhase {
     Decode,
     /// Forward + backward + optimizer step (fine-tuning).
     Train,
+    /// Moving a prefill's KV cache to the machine that decodes (disaggregated inference):
+    /// serialise, send, receive, as the source timed it. `tokens` are the prompt's tokens.
+    KvTransfer,
+    /// One whole request, prompt in to last token out, every stage included. `tokens` are
+    /// the tokens generated.
+    EndToEnd,
+}
+
+impl ModelPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPhase::Prefill => "prefill",
+            ModelPhase::Decode => "decode",
+            ModelPhase::Train => "train",
+            ModelPhase::KvTransfer => "kv_transfer",
+            ModelPhase::EndToEnd => "end_to_end",
+        }
+    }
+}
+
+/// The transport of a network transfer between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkProtocol {
+    Tcp,
+    Udp,
+}
+
+impl NetworkProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkProtocol::Tcp => "tcp",
+            NetworkProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// Which host sent the bytes of a network transfer, as the tool that measured it names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkDirection {
+    /// The measuring host (iperf3's client) sends.
+    ClientToServer,
+    /// The measuring host receives (iperf3 `-R`).
+    ServerToClient,
+}
+
+impl NetworkDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkDirection::ClientToServer => "client_to_server",
+            NetworkDirection::ServerToClient => "server_to_client",
+        }
+    }
+}
+
+/// Which way bytes cross a network link, seen from the machine that measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkDirection {
+    /// This machine sends, the peer receives.
+    ToPeer,
+    /// The peer sends, this machine receives.
+    FromPeer,
+}
+
+impl LinkDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkDirection::ToPeer => "to_peer",
+            LinkDirection::FromPeer => "from_peer",
+        }
+    }
 }
 
 /// Which way a host transfer moves its bytes.
@@ -408,6 +481,17 @@ pub enum KernelSpec {
         dtype: Dtype,
         devices: Vec<u32>,
     },
+    /// `bytes` sent over TCP to or from a `silirep link serve` peer, in writes of
+    /// `message_bytes`, split evenly over `streams` connections running at once.
+    NetworkTransfer {
+        direction: LinkDirection,
+        streams: u32,
+        message_bytes: u64,
+        bytes: u64,
+    },
+    /// One `message_bytes` message to the peer and back on an open TCP connection: the
+    /// link's round-trip latency at that size.
+    NetworkRoundTrip { message_bytes: u64 },
     /// A whole model run by another tool; work counted as `tokens` per iteration.
     Model {
         model: String,
@@ -419,6 +503,15 @@ pub enum KernelSpec {
         tokens: u64,
         /// Total parameter count when known; enables the 2·P / 6·P FLOP estimates.
         params: Option<u64>,
+    },
+    /// `bytes` carried between two hosts over `streams` parallel connections to `peer` (as
+    /// the measuring tool wrote the address), e.g. an iperf3 run. Imported, not measured.
+    Network {
+        protocol: NetworkProtocol,
+        direction: NetworkDirection,
+        streams: u64,
+        peer: String,
+        bytes: u64,
     },
 }
 
@@ -491,7 +584,27 @@ impl RateUnit {
     }
 }
 
+/// Bytes per iteration of a network transfer of `message_bytes` writes: at least the
+/// `minimum` (so short messages run long enough to time), a whole number of messages.
+pub fn network_transfer_bytes(message_bytes: u64, minimum: u64) -> u64 {
+    let message_bytes = message_bytes.max(1);
+    minimum.max(message_bytes).div_ceil(message_bytes) * message_bytes
+}
+
 impl KernelSpec {
+    /// One whole Mistral-7B-shaped decoder layer at batch 1: the layer every backend's suite
+    /// measures (each in the precision it runs best).
+    pub fn mistral_layer(pass: Pass, seq_len: u64, dtype: Dtype) -> KernelSpec {
+        KernelSpec::Layer {
+            pass,
+            part: LayerPart::Full,
+            batch: 1,
+            seq_len,
+            shape: LayerShape::MISTRAL_7B,
+            dtype,
+        }
+    }
+
     /// The family used for grouping in reports.
     pub fn family(&self) -> KernelFamily {
         match self {
@@ -504,7 +617,10 @@ impl KernelSpec {
             KernelSpec::Model { .. } => KernelFamily::Model,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => KernelFamily::Interconnect,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => KernelFamily::Interconnect,
         }
     }
 
@@ -543,17 +659,20 @@ impl KernelSpec {
             }
             KernelSpec::Decode { .. } => "decode".into(),
             KernelSpec::IntensitySweep { .. } => "intensity_sweep".into(),
-            KernelSpec::Model { phase, .. } => match phase {
-                ModelPhase::Prefill => "model_prefill".into(),
-                ModelPhase::Decode => "model_decode".into(),
-                ModelPhase::Train => "model_train".into(),
-            },
+            KernelSpec::Model { phase, .. } => format!("model_{}", phase.name()),
             KernelSpec::PeerCopy { .. } => "peer_copy".into(),
             KernelSpec::HostTransfer { direction, .. } => match direction {
                 TransferDirection::HostToDevice => "host_to_device".into(),
                 TransferDirection::DeviceToHost => "device_to_host".into(),
             },
             KernelSpec::Collective { op, .. } => op.name().into(),
+            KernelSpec::NetworkTransfer { direction, .. } => format!("tcp_{}", direction.name()),
+            KernelSpec::NetworkRoundTrip { .. } => "tcp_round_trip".into(),
+            KernelSpec::Network {
+                protocol,
+                direction,
+                ..
+            } => format!("{}_{}", protocol.name(), direction.name()),
         }
     }
 
@@ -568,7 +687,11 @@ impl KernelSpec {
             | KernelSpec::Collective { dtype, .. } => Some(*dtype),
             KernelSpec::Model { precision, .. } => Dtype::parse(precision),
             // Bytes are copied, whatever they encode.
-            KernelSpec::PeerCopy { .. } | KernelSpec::HostTransfer { .. } => None,
+            KernelSpec::PeerCopy { .. }
+            | KernelSpec::HostTransfer { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => None,
         }
     }
 
@@ -601,7 +724,11 @@ impl KernelSpec {
             KernelSpec::Model { seq_len, .. } => *seq_len,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes,
+            // The write size: what a network sweep varies (the bytes per iteration follow).
+            KernelSpec::NetworkTransfer { message_bytes, .. }
+            | KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes,
         }
     }
 
@@ -618,7 +745,10 @@ impl KernelSpec {
             KernelSpec::IntensitySweep { .. } => SizeMeaning::FmasPerElement,
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => SizeMeaning::TransferBytes,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -681,11 +811,18 @@ impl KernelSpec {
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
             } => f(*elements) * dtype.size_bytes(),
-            KernelSpec::Model { .. } => return None,
+            KernelSpec::Model { .. } | KernelSpec::Network { .. } => return None,
             // On each GPU: a transfer's one buffer there, a collective's input and output.
             KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
                 f(*bytes)
             }
+            // One message buffer per stream on each side; the bytes stream through it.
+            KernelSpec::NetworkTransfer {
+                streams,
+                message_bytes,
+                ..
+            } => f(u64::from(*streams)) * f(*message_bytes),
+            KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * f(*message_bytes),
             KernelSpec::Collective {
                 op,
                 bytes,
@@ -724,7 +861,17 @@ impl KernelSpec {
             } => *fmas_per_element = size,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes = size,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes = size,
+            KernelSpec::NetworkTransfer {
+                message_bytes,
+                bytes,
+                ..
+            } => {
+                *bytes = network_transfer_bytes(size, *bytes);
+                *message_bytes = size;
+            }
+            KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes = size,
         }
         spec
     }
@@ -780,6 +927,21 @@ impl KernelSpec {
             KernelSpec::Collective { devices, bytes, .. } => {
                 format!("devices={} bytes={bytes}", devices_label(devices))
             }
+            KernelSpec::NetworkTransfer {
+                streams,
+                message_bytes,
+                bytes,
+                ..
+            } => format!("streams={streams} message_bytes={message_bytes} bytes={bytes}"),
+            KernelSpec::NetworkRoundTrip { message_bytes } => {
+                format!("message_bytes={message_bytes}")
+            }
+            KernelSpec::Network {
+                streams,
+                peer,
+                bytes,
+                ..
+            } => format!("streams={streams} peer={peer} bytes={bytes}"),
         }
     }
 
@@ -842,6 +1004,8 @@ impl KernelSpec {
                 let per_token = match phase {
                     ModelPhase::Prefill | ModelPhase::Decode => 2.0 * params,
                     ModelPhase::Train => 6.0 * params,
+                    // Moving a cache and a whole request's stages are not counted as FLOPs.
+                    ModelPhase::KvTransfer | ModelPhase::EndToEnd => return None,
                 };
                 per_token * (*tokens as f64)
             }
@@ -849,7 +1013,10 @@ impl KernelSpec {
             // nccl-tests.
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => return None,
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. }
+            | KernelSpec::Network { .. } => return None,
         })
     }
 
@@ -919,7 +1086,11 @@ impl KernelSpec {
             // What crosses the link once; see `bus_bytes` for the collectives' bus traffic.
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. } => *bytes as f64,
+            | KernelSpec::Collective { bytes, .. }
+            | KernelSpec::NetworkTransfer { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => *bytes as f64,
+            // The message out and back: what crossed the link in one round trip.
+            KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * *message_bytes as f64,
         })
     }
 
@@ -932,9 +1103,10 @@ impl KernelSpec {
             KernelSpec::Collective {
                 op, bytes, devices, ..
             } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
-            KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
-                Some(*bytes as f64)
-            }
+            KernelSpec::PeerCopy { bytes, .. }
+            | KernelSpec::HostTransfer { bytes, .. }
+            | KernelSpec::NetworkTransfer { bytes, .. }
+            | KernelSpec::Network { bytes, .. } => Some(*bytes as f64),
             _ => None,
         }
     }
@@ -1245,6 +1417,39 @@ mod tests {
         let big = g.with_primary_size(2048);
         assert_eq!(big.primary_size(), 2048);
         assert_eq!(big.flops(), Some(2.0 * 2048f64.powi(3)));
+    }
+
+    #[test]
+    fn imported_phases_and_network_transfers_count_what_they_move() {
+        let kv = KernelSpec::Model {
+            model: "m".into(),
+            phase: ModelPhase::KvTransfer,
+            precision: "float16".into(),
+            batch: 1,
+            seq_len: 871,
+            tokens: 871,
+            params: Some(7_000_000_000),
+        };
+        assert_eq!(kv.name(), "model_kv_transfer");
+        // Moving a cache is not arithmetic, whatever the model's size.
+        assert_eq!(kv.flops(), None);
+        assert_eq!(kv.tokens(), Some(871.0));
+        let net = KernelSpec::Network {
+            protocol: NetworkProtocol::Tcp,
+            direction: NetworkDirection::ServerToClient,
+            streams: 4,
+            peer: "10.0.0.2".into(),
+            bytes: 1000,
+        };
+        assert_eq!(net.name(), "tcp_server_to_client");
+        assert_eq!(net.family(), KernelFamily::Interconnect);
+        assert_eq!(
+            (net.bytes(), net.bus_bytes(), net.flops()),
+            (Some(1000.0), Some(1000.0), None)
+        );
+        assert_eq!(net.params_label(), "streams=4 peer=10.0.0.2 bytes=1000");
+        let text = serde_json::to_string(&net).unwrap();
+        assert_eq!(serde_json::from_str::<KernelSpec>(&text).unwrap(), net);
     }
 
     /// nccl-tests' `*GetBw` factors (src/all_reduce.cu: 2(n−1)/n; all_gather.cu,

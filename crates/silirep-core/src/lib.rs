@@ -16,6 +16,7 @@ pub mod schema;
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelFamily, KernelSpec,
-    LayerPart, LayerShape, ModelPhase, Pass, RateUnit, SizeMeaning, TransferDirection,
+    LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkDirection, NetworkProtocol, Pass,
+    RateUnit, SizeMeaning, TransferDirection, network_transfer_bytes,
 };
 pub use schema::{Measurement, RunFile};

@@ -329,6 +329,7 @@ mod tests {
             "peer_copy",
             "host_transfer",
             "collective",
+            "network",
         ] {
             assert!(text.contains(&format!("\"{kernel}\"")), "{kernel} missing");
         }

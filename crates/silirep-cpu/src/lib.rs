@@ -5,16 +5,16 @@
 mod attention;
 mod bandwidth;
 mod common;
-mod gemm_kernel;
+mod gemm;
 mod layer;
 mod layer_backward;
 mod softmax;
+mod suite;
 mod sweep;
 
 use silirep_core::schema::{Accelerator, BackendInfo};
 use silirep_core::{
-    AttentionImpl, Backend, BandwidthOp, Dtype, KernelError, KernelSpec, LayerPart, LayerShape,
-    Pass, PreparedKernel, Suite,
+    Backend, Dtype, KernelError, KernelSpec, LayerPart, Pass, PreparedKernel, Suite,
 };
 use std::collections::BTreeMap;
 
@@ -53,53 +53,6 @@ impl CpuBackend {
     }
 }
 
-/// The sizes each suite measures on a CPU: small enough that `quick` stays under a minute
-/// on two cores, large enough in `standard` and `full` to reach the steady state.
-struct SuiteSizes {
-    /// Bandwidth buffers as multiples of the last-level cache (≥ 4 defeats it).
-    bandwidth_llc_multiples: &'static [u64],
-    gemm_f32: &'static [u64],
-    gemm_f16: &'static [u64],
-    attention_seq_lens: &'static [u64],
-    layer_seq_lens: &'static [u64],
-    decode_batches: &'static [u64],
-    sweep_fmas: &'static [u64],
-}
-
-impl SuiteSizes {
-    fn of(suite: Suite) -> SuiteSizes {
-        match suite {
-            Suite::Quick => SuiteSizes {
-                bandwidth_llc_multiples: &[4],
-                gemm_f32: &[256, 1024],
-                gemm_f16: &[256],
-                attention_seq_lens: &[256],
-                layer_seq_lens: &[16],
-                decode_batches: &[1],
-                sweep_fmas: &[1, 16, 128],
-            },
-            Suite::Standard => SuiteSizes {
-                bandwidth_llc_multiples: &[4, 8],
-                gemm_f32: &[256, 512, 1024, 2048, 4096],
-                gemm_f16: &[512, 1024, 2048],
-                attention_seq_lens: &[256, 512, 1024],
-                layer_seq_lens: &[16, 64, 128],
-                decode_batches: &[1, 4, 16],
-                sweep_fmas: &[1, 2, 4, 8, 16, 32, 64, 128, 256],
-            },
-            Suite::Full => SuiteSizes {
-                bandwidth_llc_multiples: &[4, 8, 16],
-                gemm_f32: &[128, 256, 512, 1024, 2048, 3072, 4096],
-                gemm_f16: &[256, 512, 1024, 2048, 4096],
-                attention_seq_lens: &[256, 512, 1024, 2048],
-                layer_seq_lens: &[16, 32, 64, 128, 256],
-                decode_batches: &[1, 2, 4, 8, 16, 32],
-                sweep_fmas: &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-            },
-        }
-    }
-}
-
 impl Backend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
@@ -129,69 +82,7 @@ impl Backend for CpuBackend {
     }
 
     fn suite(&self, suite: Suite) -> Vec<KernelSpec> {
-        let mut specs = Vec::new();
-        let sizes = SuiteSizes::of(suite);
-        let SuiteSizes {
-            bandwidth_llc_multiples: bw_multiples,
-            gemm_f32,
-            gemm_f16,
-            attention_seq_lens: attn_seqs,
-            layer_seq_lens: layer_seqs,
-            decode_batches,
-            sweep_fmas: fmas,
-        } = sizes;
-        for &multiple in bw_multiples {
-            for op in BandwidthOp::ALL {
-                specs.push(KernelSpec::Bandwidth {
-                    op,
-                    array_bytes: self.bandwidth_bytes(multiple),
-                    dtype: Dtype::F64,
-                });
-            }
-        }
-        for (sizes, dtype) in [(gemm_f32, Dtype::F32), (gemm_f16, Dtype::F16)] {
-            for &s in sizes {
-                specs.push(KernelSpec::Gemm {
-                    m: s,
-                    n: s,
-                    k: s,
-                    dtype,
-                });
-            }
-        }
-        for &seq_len in attn_seqs {
-            for implementation in [AttentionImpl::Naive, AttentionImpl::Fused] {
-                specs.push(KernelSpec::Attention {
-                    implementation,
-                    batch: 1,
-                    heads: if suite == Suite::Quick { 8 } else { 32 },
-                    seq_len,
-                    head_dim: 128,
-                    dtype: Dtype::F32,
-                });
-            }
-        }
-        for &seq_len in layer_seqs {
-            specs.push(layer(Pass::Forward, seq_len));
-            specs.push(layer(Pass::Backward, seq_len));
-        }
-        for &batch in decode_batches {
-            specs.push(KernelSpec::Decode {
-                batch,
-                layers: 1,
-                shape: LayerShape::MISTRAL_7B,
-                dtype: Dtype::F32,
-            });
-        }
-        let elements = self.bandwidth_bytes(4) / 4;
-        for &f in fmas {
-            specs.push(KernelSpec::IntensitySweep {
-                elements,
-                fmas_per_element: f,
-                dtype: Dtype::F32,
-            });
-        }
-        specs
+        suite::configurations(suite, |multiple| self.bandwidth_bytes(multiple))
     }
 
     fn prepare<'a>(
@@ -211,7 +102,7 @@ impl Backend for CpuBackend {
         };
         Ok(match spec {
             KernelSpec::Gemm { m, n, k, dtype } => {
-                Box::new(gemm_kernel::Gemm::prepare(*m, *n, *k, *dtype, t, seed)?)
+                Box::new(gemm::Gemm::prepare(*m, *n, *k, *dtype, t, seed)?)
             }
             KernelSpec::Bandwidth {
                 op,
@@ -315,6 +206,14 @@ impl Backend for CpuBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
+            KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
+                return Err(KernelError::network_needs_peer());
+            }
+            KernelSpec::Network { .. } => {
+                return Err(KernelError::Unsupported(
+                    "network transfers between hosts are imported (iperf3), not measured".into(),
+                ));
+            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. } => {
@@ -323,17 +222,6 @@ impl Backend for CpuBackend {
                 ));
             }
         })
-    }
-}
-
-fn layer(pass: Pass, seq_len: u64) -> KernelSpec {
-    KernelSpec::Layer {
-        pass,
-        part: LayerPart::Full,
-        batch: 1,
-        seq_len,
-        shape: LayerShape::MISTRAL_7B,
-        dtype: Dtype::F32,
     }
 }
 

@@ -258,6 +258,12 @@ impl Backend for CudaBackend {
         spec: &KernelSpec,
         seed: u64,
     ) -> Result<Box<dyn PreparedKernel + 'a>, KernelError> {
+        if matches!(
+            spec,
+            KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. }
+        ) {
+            return Err(KernelError::network_needs_peer());
+        }
         if spec.family() == silirep_core::KernelFamily::Interconnect {
             return self.prepare_interconnect(spec, seed);
         }
@@ -347,9 +353,16 @@ impl Backend for CudaBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
+            KernelSpec::Network { .. } => {
+                return Err(KernelError::Unsupported(
+                    "network transfers between hosts are imported (iperf3), not measured".into(),
+                ));
+            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
-            | KernelSpec::Collective { .. } => {
+            | KernelSpec::Collective { .. }
+            | KernelSpec::NetworkTransfer { .. }
+            | KernelSpec::NetworkRoundTrip { .. } => {
                 return Err(KernelError::Backend(
                     "interconnect kernels are prepared above".into(),
                 ));

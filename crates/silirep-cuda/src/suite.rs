@@ -5,8 +5,8 @@
 //! cases; only the sizes and the precisions differ.
 
 use silirep_core::{
-    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape,
-    Pass, Suite, TransferDirection,
+    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelSpec, LayerShape, Pass,
+    Suite, TransferDirection,
 };
 
 const KIB: u64 = 1 << 10;
@@ -100,10 +100,18 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
         }
     }
     for &seq_len in s.layer {
-        specs.push(layer(Pass::Forward, seq_len));
+        specs.push(KernelSpec::mistral_layer(
+            Pass::Forward,
+            seq_len,
+            Dtype::Bf16,
+        ));
     }
     if suite != Suite::Quick {
-        specs.push(layer(Pass::Backward, s.layer[0]));
+        specs.push(KernelSpec::mistral_layer(
+            Pass::Backward,
+            s.layer[0],
+            Dtype::Bf16,
+        ));
     }
     for &batch in s.decode {
         specs.push(KernelSpec::Decode {
@@ -197,17 +205,6 @@ pub fn interconnect_specs(suite: Suite, gpus: &[u32]) -> Vec<KernelSpec> {
         }
     }
     specs
-}
-
-fn layer(pass: Pass, seq_len: u64) -> KernelSpec {
-    KernelSpec::Layer {
-        pass,
-        part: LayerPart::Full,
-        batch: 1,
-        seq_len,
-        shape: LayerShape::MISTRAL_7B,
-        dtype: Dtype::Bf16,
-    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! own command-buffer timestamps and verified against f64 references before any number
 //! counts.
 //!
-//! Everything that touches Metal is compiled on macOS only; on other systems this crate is
-//! empty apart from the platform-independent pieces its tests exercise (kernel-source
-//! catalogue, suite sizing, verification arithmetic, parsing of `ioreg` output).
+//! The files mirror the other backends (`suite.rs`, `gemm.rs`, `bandwidth.rs`,
+//! `attention.rs`, `layer.rs`, `layer_backward.rs`, `sweep.rs`, `host_transfer.rs`), plus
+//! what only Metal has (`gpu.rs`, `mps.rs`, `program.rs`, `prepared.rs`). Everything that
+//! touches Metal is compiled on macOS only; on other systems this crate is empty apart from
+//! the platform-independent pieces its tests exercise (kernel-source catalogue, suite sizing,
+//! verification arithmetic, parsing of `ioreg` output).
 
 #[cfg(any(target_os = "macos", test))]
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
@@ -22,7 +25,31 @@ mod sources;
 mod suite;
 
 #[cfg(target_os = "macos")]
-mod metal;
+mod attention;
+#[cfg(target_os = "macos")]
+mod backend;
+#[cfg(target_os = "macos")]
+mod bandwidth;
+#[cfg(target_os = "macos")]
+mod gemm;
+#[cfg(target_os = "macos")]
+mod gpu;
+#[cfg(target_os = "macos")]
+mod host_transfer;
+#[cfg(target_os = "macos")]
+mod layer;
+#[cfg(target_os = "macos")]
+mod layer_backward;
+#[cfg(target_os = "macos")]
+mod mps;
+#[cfg(target_os = "macos")]
+mod prepared;
+#[cfg(target_os = "macos")]
+mod program;
+#[cfg(target_os = "macos")]
+mod sweep;
+#[cfg(all(test, target_os = "macos"))]
+mod tests;
 
 #[cfg(target_os = "macos")]
-pub use metal::MetalBackend;
+pub use backend::MetalBackend;

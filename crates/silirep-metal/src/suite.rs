@@ -3,7 +3,7 @@
 //! special cases), with sizes a laptop GPU with unified memory finishes in reasonable time.
 
 use silirep_core::{
-    AttentionImpl, BandwidthOp, Dtype, HostMemory, KernelSpec, LayerPart, LayerShape, Pass, Suite,
+    AttentionImpl, BandwidthOp, Dtype, HostMemory, KernelSpec, LayerShape, Pass, Suite,
     TransferDirection,
 };
 
@@ -158,14 +158,7 @@ fn layer(suite: Suite) -> Vec<KernelSpec> {
     let mut specs = Vec::new();
     for pass in [Pass::Forward, Pass::Backward] {
         for &seq_len in &seq_lens {
-            specs.push(KernelSpec::Layer {
-                pass,
-                part: LayerPart::Full,
-                batch: 1,
-                seq_len,
-                shape: LayerShape::MISTRAL_7B,
-                dtype: Dtype::F16,
-            });
+            specs.push(KernelSpec::mistral_layer(pass, seq_len, Dtype::F16));
         }
     }
     specs

@@ -41,6 +41,6 @@ pub use roofs::{
 pub use shape::{Dtypes, FfnKind, ModelShape, ParameterCount};
 pub use work::{
     ByteBreakdown, Communication, LinkTraffic, Passes, Work, adam_state_bytes_per_parameter,
-    decode_step, expert_parallel_communication, experts_touched, kv_cache_bytes, prefill,
-    tensor_parallel_communication, training_step,
+    counted_work, decode_step, expert_parallel_communication, experts_touched, kv_cache_bytes,
+    prefill, tensor_parallel_communication, training_step,
 };

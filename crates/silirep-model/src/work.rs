@@ -98,6 +98,29 @@ impl Work {
     }
 }
 
+/// Work counted elsewhere — a kernel whose FLOPs and minimum bytes silirep-core's formulas
+/// give (a decode step through some layers, one layer's forward pass) — so the roofs can bound
+/// a measured kernel by the same rule as a phase. Its bytes are not broken down by kind and
+/// are reported under `weights`: only their total meets the memory roof.
+pub fn counted_work(label: &str, precision: Dtype, flops: f64, bytes: f64) -> Work {
+    Work {
+        label: label.to_string(),
+        precision,
+        matmul_flops: flops,
+        attention_flops: 0.0,
+        flops,
+        bytes: ByteBreakdown {
+            weights: bytes,
+            kv_read: 0.0,
+            kv_written: 0.0,
+            activations: 0.0,
+            gradients: 0.0,
+            optimizer: 0.0,
+        },
+        link: None,
+    }
+}
+
 /// Expected number of distinct experts per layer that `tokens` tokens route to, assuming each
 /// token picks `experts_per_token` distinct experts uniformly at random:
 /// E·(1 − (1 − k/E)^tokens). A dense model has one expert, always touched. Real routers are
@@ -623,5 +646,17 @@ mod tests {
         let half = work.scaled(0.5);
         assert_eq!(half.flops, work.flops / 2.0);
         assert_eq!(half.bytes.total(), work.bytes.total() / 2.0);
+    }
+
+    #[test]
+    fn counted_work_meets_the_roofs_as_its_totals() {
+        use crate::roofs::tests::machine;
+        let w = counted_work("decode", Dtype::F16, 1e9, 2e9);
+        assert_eq!(w.flops, 1e9);
+        assert_eq!(w.bytes.total(), 2e9);
+        // 1 GFLOP at 10 TFLOP/s is 0.1 ms; 2 GB at 100 GB/s is 20 ms: memory binds.
+        let p = crate::predict_phase(&w, &machine("m", 10e12, 100e9)).unwrap();
+        assert_eq!(p.bound_by, crate::RoofKind::Memory);
+        assert!((p.time_s - 0.02).abs() < 1e-15);
     }
 }

@@ -7,8 +7,10 @@
 //! disagree by more than [`RATE_TOLERANCE`], a warning says so.
 //!
 //! One file per shape: `system_info`, `benchmark_lists` (the per-framework benchmark lists),
-//! `gemm_comparison`, `layer_benchmark`, `framework_comparison`, `fine_tuning`, and
-//! `not_imported` (files recognised and deliberately left out). This file holds what they
+//! `gemm_comparison`, `layer_benchmark`, `framework_comparison`, `fine_tuning`, the two-machine
+//! experiments of `distributed/` (`distributed_inference`: model-level inference runs;
+//! `traffic`: interface captures and their summaries), and `not_imported` (files recognised
+//! and deliberately left out). This file holds what they
 //! share: the record builder, the rate cross-check and the time conventions.
 
 use super::node::Node;
@@ -21,6 +23,7 @@ use silirep_core::{
 use std::collections::BTreeMap;
 
 mod benchmark_lists;
+mod distributed_inference;
 mod fine_tuning;
 mod framework_comparison;
 mod gemm_comparison;
@@ -29,14 +32,17 @@ mod not_imported;
 pub mod system_info;
 #[cfg(test)]
 mod tests;
+mod traffic;
 
 use benchmark_lists::FrameworkBenchmarks;
+use distributed_inference::DistributedInference;
 use fine_tuning::FineTuning;
 use framework_comparison::FrameworkComparison;
 use gemm_comparison::GemmComparison;
 use layer_benchmark::LayerBenchmark;
-use not_imported::{MfuSummary, TrafficCapture};
+use not_imported::MfuSummary;
 use system_info::SystemInfo;
+use traffic::{FineTuneTrafficSummary, Traffic};
 
 /// Relative difference allowed between a rate the file reports and the one we derive.
 const RATE_TOLERANCE: f64 = 0.02;
@@ -59,7 +65,9 @@ pub fn importers() -> Vec<Box<dyn Importer>> {
         Box::new(FrameworkComparison),
         Box::new(FineTuning),
         Box::new(MfuSummary),
-        Box::new(TrafficCapture),
+        Box::new(Traffic),
+        Box::new(FineTuneTrafficSummary),
+        Box::new(DistributedInference),
     ]
 }
 

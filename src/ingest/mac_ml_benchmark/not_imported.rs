@@ -26,22 +26,3 @@ impl Importer for MfuSummary {
         Ok(())
     }
 }
-
-pub(super) struct TrafficCapture;
-
-impl Importer for TrafficCapture {
-    fn format_name(&self) -> &'static str {
-        "mac-ml-benchmark interconnect capture"
-    }
-
-    fn recognises(&self, file: &FileView) -> bool {
-        file.doc.get("traffic_summary").is_some()
-            || (file.doc.get("markers").is_some() && file.doc.get("samples").is_some())
-    }
-
-    fn import(&self, _file: &FileView, out: &mut Imported) -> Result<(), ImportError> {
-        out.not_imported =
-            Some("Thunderbolt traffic between two machines, not a benchmark of one machine".into());
-        Ok(())
-    }
-}

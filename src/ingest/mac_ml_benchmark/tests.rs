@@ -20,6 +20,7 @@ fn import(
         file_name: name,
         doc: &doc,
         folder_machine: &key,
+        folder_described: true,
     };
     let all = super::super::importers();
     let Some(importer) = all.iter().find(|i| i.recognises(&view)) else {
@@ -187,15 +188,25 @@ fn wrong_types_name_the_path() {
 }
 
 #[test]
-fn summaries_and_captures_are_recognised_not_imported() {
+fn summaries_are_not_imported_and_captures_are_time_series() {
     let (format, out, _) = import("mfu_utilization.json", json!({"model_level_mfu": {}}));
     assert_eq!(format, Some("mac-ml-benchmark MFU summary"));
     assert!(out.not_imported.is_some());
-    let (format, _, _) = import(
+    // A capture is kept as a time series (not records), with what is wrong with it.
+    let (format, out, result) = import(
         "x.json",
         json!({"metadata": {}, "markers": [], "samples": []}),
     );
+    result.unwrap();
     assert_eq!(format, Some("mac-ml-benchmark interconnect capture"));
+    assert!(out.records.is_empty());
+    assert_eq!(out.captures.len(), 1);
+    assert_eq!(
+        out.captures[0].caveats.len(),
+        2,
+        "{:?}",
+        out.captures[0].caveats
+    );
     let (format, _, _) = import("x.json", json!({"hello": "world"}));
     assert_eq!(format, None);
 }
@@ -213,5 +224,134 @@ fn unusable_times_are_named_for_what_they_are() {
     assert_eq!(
         no_time_reason("avg_ms", Some(-2.5)),
         "invalid time: avg_ms is negative (-2.5)"
+    );
+}
+
+fn inference(runs: serde_json::Value, averaged: serde_json::Value) -> serde_json::Value {
+    json!({"role": "baseline", "machine": "M5", "model": "m", "prompt_tokens": 100,
+           "dtype": "float16", "averaged": averaged, "all_runs": runs})
+}
+
+#[test]
+fn inference_summaries_are_checked_against_their_runs() {
+    let runs = json!([
+        {"prefill_time_ms": 100.0, "decode_time_ms": 1000.0, "generated_tokens": 10,
+         "tokens_per_sec": 10.0, "total_e2e_ms": 1100.0},
+        {"prefill_time_ms": 300.0, "decode_time_ms": 3000.0, "generated_tokens": 10,
+         "tokens_per_sec": 5.0, "total_e2e_ms": 3300.0}
+    ]);
+    // 150 is not the mean prefill (200); 7.5 is the mean of rates, 20 / 4 s = 5 the rate.
+    let (format, out, result) = import(
+        "baseline.json",
+        inference(
+            runs,
+            json!({"prefill_time_ms": 150.0, "tokens_per_sec": 7.5}),
+        ),
+    );
+    result.unwrap();
+    assert_eq!(format, Some("mac-ml-benchmark distributed inference"));
+    let messages: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("$.averaged.prefill_time_ms")
+                && m.contains("150")
+                && m.contains("(200)")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("$.all_runs[1].tokens_per_sec") && m.contains("3.333")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("$.averaged.tokens_per_sec")
+                && m.contains("7.5000")
+                && m.contains("5.0000")),
+        "{messages:#?}"
+    );
+    let phases: Vec<String> = out.records.iter().map(|r| r.spec.name()).collect();
+    assert_eq!(
+        phases,
+        ["model_prefill", "model_decode", "model_end_to_end"]
+    );
+    // Equal token counts: the end-to-end record keeps one sample per run.
+    assert_eq!(out.records[2].timing, Some(Timing::Samples(vec![1.1, 3.3])));
+    assert_eq!(out.records[0].machine.id, "apple-m5-mac17-2");
+}
+
+#[test]
+fn hostile_inference_files_name_the_path() {
+    let run = json!({"prefill_time_ms": -1.0, "decode_time_ms": 1.0, "generated_tokens": 1,
+                     "total_e2e_ms": 1.0});
+    let (_, _, result) = import("b.json", inference(json!([run]), json!({})));
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "$.all_runs[0].prefill_time_ms: expected a positive time in milliseconds, found the \
+         number -1.0"
+    );
+    let (_, _, result) = import("b.json", inference(json!([]), json!({})));
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("$.all_runs: expected at least one run")
+    );
+    let mut doc = inference(json!([{"prefill_time_ms": 1.0}]), json!({}));
+    doc["machine"] = json!("M9");
+    let (_, _, result) = import("b.json", doc);
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("$.machine: expected one of the project's machines")
+    );
+    // NaN (read as null) where a time must be.
+    let (_, _, result) = import(
+        "b.json",
+        inference(json!([{"prefill_time_ms": null}]), json!({})),
+    );
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .starts_with("$.all_runs[0].prefill_time_ms")
+    );
+}
+
+#[test]
+fn capture_samples_that_cannot_be_used_are_left_out_with_a_warning() {
+    let (_, out, result) = import(
+        "c_traffic.json",
+        json!({"metadata": {"interface": "bridge0", "sample_rate_hz": 100, "num_samples": 3},
+               "markers": [{"timestamp": 0.5, "label": "layer_0_start"}],
+               "samples": [
+                   {"timestamp": 0.01, "send_rate_gbs": 1.0, "recv_rate_gbs": 2.0},
+                   {"timestamp": 0.02, "send_rate_gbs": null, "recv_rate_gbs": 2.0},
+                   {"timestamp": -0.03, "send_rate_gbs": 1.0, "recv_rate_gbs": 1e300}]}),
+    );
+    result.unwrap();
+    let c = &out.captures[0];
+    assert_eq!(c.samples.len(), 1);
+    assert_eq!(c.markers.len(), 1);
+    // The folder describes its machine, so the capture belongs to it.
+    assert_eq!(c.machines, vec![machine()]);
+    // No byte counters: totals are the rates over the intervals, 0.01 s at 1 and 2 GB/s.
+    assert_eq!((c.send_bytes, c.recv_bytes), (1e7, 2e7));
+    let messages: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        messages[0].contains("$.samples[1]: a sample with a missing (NaN)"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("$.samples[2]: a sample with a negative"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("counts 3 samples, the file holds 1"),
+        "{messages:?}"
     );
 }

@@ -7,7 +7,7 @@ use crate::analysis::compare::ComparisonRow;
 use crate::analysis::verdicts::PairVerdicts;
 use crate::analysis::{Analysis, RateEstimate};
 use crate::ingest::{Dataset, MachineKey, Verification};
-use crate::render::charts::{ChartSpec, NamedChart};
+use crate::render::charts::{ChartSection, NamedChart};
 use crate::util::format;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -44,6 +44,11 @@ pub struct ReportView {
     pub rooflines: Vec<RooflineView>,
     pub charts: Vec<ChartView>,
     pub inventory_md: String,
+    /// The "Model-level predictions" section, set by the report for each analysis.
+    pub model_level: Option<super::predictions::ModelLevelView>,
+    /// The "Interconnect" and "Traffic captures" sections, set by the report where there
+    /// is something to show.
+    pub interconnect: Option<super::interconnect::InterconnectView>,
 }
 
 #[derive(Serialize)]
@@ -364,12 +369,16 @@ pub fn report_view(
                 png: format!("charts/{}.png", c.stem),
                 svg: format!("charts/{}.svg", c.stem),
                 svg_inline: svg.clone(),
-                kind: match c.spec {
-                    ChartSpec::Roofline(_) => "roofline".into(),
-                    ChartSpec::Line(_) => "line".into(),
+                kind: match c.section {
+                    ChartSection::Roofline => "roofline".into(),
+                    ChartSection::Kernels => "line".into(),
+                    ChartSection::Interconnect => "interconnect".into(),
+                    ChartSection::Captures => "capture".into(),
                 },
             })
             .collect(),
         inventory_md,
+        model_level: None,
+        interconnect: None,
     }
 }

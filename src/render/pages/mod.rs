@@ -9,7 +9,9 @@
 
 pub mod analysis;
 pub mod index;
+pub mod interconnect;
 pub mod machine;
+pub mod predictions;
 mod text;
 
 pub use analysis::{AnalysisPlace, report_view};

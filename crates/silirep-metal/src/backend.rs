@@ -248,12 +248,18 @@ fn prepare_spec<'a>(
         KernelSpec::Model { .. } => Err(KernelError::Unsupported(
             "whole-model runs are imported from other tools, not measured by a backend".into(),
         )),
+        KernelSpec::Network { .. } => Err(KernelError::Unsupported(
+            "network transfers between hosts are imported (iperf3), not measured".into(),
+        )),
         KernelSpec::HostTransfer {
             direction,
             memory,
             device,
             bytes,
         } => host_transfer::prepare(gpu, direction, memory, device, bytes, seed),
+        KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
+            Err(KernelError::network_needs_peer())
+        }
         KernelSpec::PeerCopy { .. } | KernelSpec::Collective { .. } => {
             Err(KernelError::Unsupported(
                 "a Mac has one GPU: peer copies and collectives need several".into(),
