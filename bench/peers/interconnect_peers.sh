@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # silirep's interconnect kernels beside their peers on one multi-GPU machine, in one go:
 # nccl-tests (built here against the NCCL of the nvidia-nccl-cu13 wheel, the library silirep
-# is pointed at too) for all_reduce, all_gather and alltoall at 1 GiB and 4 GiB on every
-# visible GPU (`-g N`, one process, out-of-place and in-place, 50 iterations), twice, and
-# PyTorch's cross-device and host<->device `copy_` (torch_interconnect.py) between the two
-# rounds. NVLink multicast (NVLS) stays off in every process.
+# finds too) for all_reduce, all_gather and alltoall at 1 GiB and 4 GiB on every visible GPU
+# (`-g N`, one process), and PyTorch's cross-device and host<->device `copy_`
+# (torch_interconnect.py). NVLink multicast (NVLS) stays off in every process.
 #
 # Usage: bench/peers/interconnect_peers.sh SILIREP_BINARY NCCL_TESTS_SOURCE OUT_DIR SUITE [ARGS...]
 #   ARGS go to `silirep measure` (e.g. --warmup-time 0.2 --max-time 0.5).
@@ -47,14 +46,10 @@ export SILIREP_NCCL_LIB="$nccl/lib/libnccl.so.2"
 
 wait "$builder" || echo "nccl-tests build failed (see nccl-tests-build.log)"
 export LD_LIBRARY_PATH="$nccl/lib:${LD_LIBRARY_PATH:-}"
-# Two rounds of nccl-tests around PyTorch, so its own run-to-run spread is on record.
-nccl_tests() {
-    for test in all_reduce all_gather alltoall; do
-        "$build/${test}_perf" -g "$gpus" -b 1G -e 4G -f 4 -d float -w 10 -n 50 \
-            >"$out/nccl-tests-$test-$1.txt" 2>&1 || echo "${test}_perf failed"
-    done
-}
-nccl_tests 1
+for test in all_reduce all_gather alltoall; do
+    "$build/${test}_perf" -g "$gpus" -b 1G -e 4G -f 4 -d float -w 10 -n 50 >"$out/nccl-tests-$test.txt" 2>&1 ||
+        echo "${test}_perf failed"
+done
+
 python3 "$here/torch_interconnect.py" --json "$out/torch.json" >"$out/torch.txt" 2>&1 ||
     echo "torch_interconnect.py failed"
-nccl_tests 2

@@ -20,16 +20,6 @@ use silirep_core::{CollectiveOp, Dtype, KernelError, PreparedKernel};
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 
-/// Each sample spans at least this long. A sample is the slowest GPU's time (a collective
-/// is done when its last GPU is), and at the boundary between two back-to-back collectives
-/// one GPU can finish a few microseconds before the other and start the next: taken per
-/// collective, the slowest-GPU rule would add that skew to every sample. Over 20 ms of
-/// back-to-back collectives (nccl-tests times 20 or more per figure) the skew averages out
-/// and the sample is the GPUs' sustained rate.
-const SAMPLE_SPAN_S: f64 = 20e-3;
-/// 2048 collectives of a few microseconds already span the 20 ms.
-const MAX_GROUP: u32 = 4096;
-
 /// Element `index` of rank `rank`'s input (interconnect.cu's fill_pattern_*).
 pub fn pattern_value(rank: u64, index: u64) -> f64 {
     (1 + (index + 3 * rank) % 13) as f64
@@ -144,9 +134,7 @@ impl<'a> Collective<'a> {
         };
         // The first collective on a communicator sets up its connections: not timed here.
         kernel.run_once()?;
-        kernel.group = peers.group_spanning(&comms.devices, SAMPLE_SPAN_S, MAX_GROUP, || {
-            kernel.run_once()
-        })?;
+        kernel.group = peers.group_for(&comms.devices, || kernel.run_once())?;
         Ok(kernel)
     }
 

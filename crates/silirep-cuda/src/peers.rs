@@ -213,22 +213,11 @@ impl Peers {
     pub fn group_for(
         &self,
         devices: &[u32],
-        run: impl FnMut() -> Result<(), KernelError>,
-    ) -> Result<u32, KernelError> {
-        self.group_spanning(devices, 100e-6, 256, run)
-    }
-
-    /// How many calls of `run` make a sample of at least `span_s` seconds (at most `max`).
-    pub fn group_spanning(
-        &self,
-        devices: &[u32],
-        span_s: f64,
-        max: u32,
         mut run: impl FnMut() -> Result<(), KernelError>,
     ) -> Result<u32, KernelError> {
         let once = self.time(devices, 3, 1, &mut run)?;
         let t = once.iter().cloned().fold(f64::INFINITY, f64::min);
-        Ok(((span_s / t).ceil() as u32).clamp(1, max))
+        Ok(((100e-6 / t).ceil() as u32).clamp(1, 256))
     }
 }
 
