@@ -742,3 +742,46 @@ fn seed_captures_are_charted_with_their_caveats() {
     assert!(index.contains("the capture recorded nothing"), "{index}");
     assert!(dir.path().join("charts/capture_2_tp_traffic.svg").is_file());
 }
+
+/// The report of one machine (the committed CPU run): a first screen of headline figures and
+/// its roofline, no comparison headings with nothing under them, one roof per precision that
+/// accounts for every measurement (the sweep that streamed faster than the bandwidth kernels
+/// raises the memory roof and says so), and any point still above its roof says why.
+#[test]
+fn a_single_machine_report_has_a_first_screen_and_one_roof_per_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report_into("results/raw/amd-epyc-35c1aed4", dir.path(), &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    for absent in [
+        "## Which machine for what",
+        "## GEMM by size",
+        "## All comparisons",
+        "## The answer",
+    ] {
+        assert!(!index.contains(absent), "empty section {absent}:\n{index}");
+    }
+    assert!(index.contains("## Headline figures"), "{index}");
+    assert!(
+        index.contains("the intensity sweep beat the best bandwidth kernel"),
+        "{index}"
+    );
+    assert!(
+        !index.contains("sweep fit"),
+        "a second ridge point:\n{index}"
+    );
+    // Every "% of roof" above 100 carries its reason.
+    for line in index.lines().filter(|l| l.starts_with('|')) {
+        let last = line
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if let Some(pct) = last.split('%').next().and_then(|p| p.parse::<f64>().ok())
+            && pct > 100.5
+        {
+            assert!(last.contains("above the roof"), "unexplained: {line}");
+        }
+    }
+}

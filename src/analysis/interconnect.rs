@@ -280,29 +280,14 @@ pub fn analyse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Provenance, Timing, Verification};
     use silirep_core::{CollectiveOp, Dtype};
 
     fn record(machine: &str, spec: KernelSpec, seconds: f64) -> Record {
-        Record {
-            machine: MachineKey {
-                id: machine.into(),
-                label: machine.into(),
-            },
-            framework: "cuda".into(),
-            spec,
-            timing: Some(Timing::Samples(vec![seconds; 8])),
-            verification: Verification::Passed,
-            error: None,
-            run_id: None,
-            source: Provenance {
-                file: "x.json".into(),
-                json_path: "$".into(),
-            },
-            notes: Vec::new(),
-            clock: None,
-            reported: Default::default(),
-        }
+        let key = MachineKey {
+            id: machine.into(),
+            label: machine.into(),
+        };
+        Record::for_tests(key, spec, vec![seconds; 8])
     }
 
     /// Eight GPUs: a generated P2P matrix and all-reduce ladder, as an x8 machine would give.
@@ -344,7 +329,7 @@ mod tests {
         assert!((cell.value / 407e9 - 1.0).abs() < 1e-9, "{}", cell.value);
         // Bus bandwidth = algorithm bandwidth × 2(n−1)/n = 200 GB/s × 1.75 (nccl-tests).
         let curve = &ic.collectives["all_reduce"][0];
-        assert_eq!(curve.label, "x8, 8 GPUs, bf16 (cuda)");
+        assert_eq!(curve.label, "x8, 8 GPUs, bf16 (test)");
         assert_eq!(curve.points.len(), 3);
         assert!((curve.points[2].value / 350e9 - 1.0).abs() < 1e-9);
     }

@@ -1080,9 +1080,8 @@ pub fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Provenance, Timing};
+
     use silirep_core::{BandwidthOp, LayerShape};
-    use std::collections::BTreeMap;
 
     fn key(label: &str) -> MachineKey {
         MachineKey {
@@ -1092,22 +1091,7 @@ mod tests {
     }
 
     fn record(machine: &MachineKey, spec: KernelSpec, time_s: f64) -> Record {
-        Record {
-            machine: machine.clone(),
-            framework: "test".into(),
-            spec,
-            timing: Some(Timing::Samples(vec![time_s; 5])),
-            verification: crate::ingest::Verification::Passed,
-            error: None,
-            run_id: None,
-            source: Provenance {
-                file: "t.json".into(),
-                json_path: "$.m[0]".into(),
-            },
-            notes: vec![],
-            clock: None,
-            reported: BTreeMap::new(),
-        }
+        Record::for_tests(machine.clone(), spec, vec![time_s; 5])
     }
 
     fn dataset(label: &str, accelerator: Option<&str>, records: Vec<Record>) -> Dataset {

@@ -103,6 +103,28 @@ pub struct Record {
 }
 
 impl Record {
+    /// A verified record of `spec` on `machine` with `samples` as its timing, for tests that
+    /// build datasets by hand.
+    #[cfg(test)]
+    pub fn for_tests(machine: MachineKey, spec: KernelSpec, samples: Vec<f64>) -> Record {
+        Record {
+            machine,
+            framework: "test".into(),
+            spec,
+            timing: Some(Timing::Samples(samples)),
+            verification: Verification::Passed,
+            error: None,
+            run_id: None,
+            source: Provenance {
+                file: "test.json".into(),
+                json_path: "$".into(),
+            },
+            notes: Vec::new(),
+            clock: None,
+            reported: BTreeMap::new(),
+        }
+    }
+
     pub fn flop_per_s(&self) -> Option<f64> {
         let t = self.timing.as_ref()?.center_s();
         Some(self.spec.flops()? / t)

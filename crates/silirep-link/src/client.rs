@@ -212,6 +212,21 @@ fn interface_of(local: &SocketAddr) -> Option<String> {
     })
 }
 
+/// A check with no tolerance: passed when nothing differed.
+fn exact_check(wrong: usize, method: String) -> Verification {
+    Verification {
+        status: if wrong == 0 {
+            VerificationStatus::Passed
+        } else {
+            VerificationStatus::Failed
+        },
+        method,
+        max_abs_error: None,
+        max_rel_error: None,
+        tolerance: None,
+    }
+}
+
 /// Throughput to or from the peer over `streams` connections.
 struct Transfer {
     link: Connection,
@@ -369,21 +384,14 @@ impl PreparedKernel for Transfer {
             LinkDirection::ToPeer => "the peer",
             LinkDirection::FromPeer => "this machine",
         };
-        Ok(Verification {
-            status: if wrong == 0 {
-                VerificationStatus::Passed
-            } else {
-                VerificationStatus::Failed
-            },
-            method: format!(
+        Ok(exact_check(
+            wrong,
+            format!(
                 "{} stream(s): checksum of every byte received by {receiver} vs the sent \
                  pattern ({wrong} wrong)",
                 self.streams.len()
             ),
-            max_abs_error: None,
-            max_rel_error: None,
-            tolerance: None,
-        })
+        ))
     }
 
     fn details(&self) -> BTreeMap<String, String> {
@@ -470,20 +478,13 @@ impl PreparedKernel for RoundTrip {
             .zip(&self.message)
             .filter(|(a, b)| a != b)
             .count();
-        Ok(Verification {
-            status: if wrong == 0 {
-                VerificationStatus::Passed
-            } else {
-                VerificationStatus::Failed
-            },
-            method: format!(
+        Ok(exact_check(
+            wrong,
+            format!(
                 "echoed message compared byte for byte ({wrong} of {} differ)",
                 self.message.len()
             ),
-            max_abs_error: None,
-            max_rel_error: None,
-            tolerance: None,
-        })
+        ))
     }
 
     fn details(&self) -> BTreeMap<String, String> {

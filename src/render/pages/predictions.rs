@@ -645,7 +645,7 @@ mod tests {
     use super::*;
     use crate::analysis::catalog::Catalog;
     use crate::analysis::predictions::{ConfiguredLink, ModelRequest, predict};
-    use crate::ingest::{Dataset, MachineInfo, MachineKey, Provenance, Record, Timing};
+    use crate::ingest::{Dataset, MachineInfo, MachineKey, Record};
     use silirep_core::{BandwidthOp, Dtype, KernelSpec};
 
     fn key(label: &str) -> MachineKey {
@@ -656,22 +656,7 @@ mod tests {
     }
 
     fn record(machine: &MachineKey, spec: KernelSpec, time_s: f64) -> Record {
-        Record {
-            machine: machine.clone(),
-            framework: "test".into(),
-            spec,
-            timing: Some(Timing::Samples(vec![time_s; 5])),
-            verification: crate::ingest::Verification::Passed,
-            error: None,
-            run_id: None,
-            source: Provenance {
-                file: "t.json".into(),
-                json_path: "$".into(),
-            },
-            notes: vec![],
-            clock: None,
-            reported: Default::default(),
-        }
+        Record::for_tests(machine.clone(), spec, vec![time_s; 5])
     }
 
     /// A machine whose f16 GEMM reaches `flops` and whose triad streams `bandwidth`.
