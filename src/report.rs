@@ -141,7 +141,7 @@ pub fn render_all(
                                   file of the results tree and every warning are listed in the \
                                   [report's inventory](../index.md#inventory).\n"
                 .to_string();
-            let analysis = render_analysis(
+            let (analysis, link_lines) = render_analysis(
                 &mut outputs,
                 dataset,
                 set,
@@ -152,7 +152,11 @@ pub fn render_all(
                 inventory_note,
                 generated.clone(),
             )?;
-            links.push(pages::analysis_link_view(set, &analysis));
+            let mut link = pages::analysis_link_view(set, &analysis);
+            if link.headlines.is_empty() {
+                link.headlines = link_lines;
+            }
+            links.push(link);
         }
         let view = pages::analyses_index_view(
             dataset,
@@ -196,7 +200,8 @@ pub fn render_all(
 }
 
 /// Renders one analysis's pages and charts under `folder` (`""` or `"<slug>/"`), and returns
-/// the analysis for the index's headlines.
+/// the analysis and, for the index, a line per collective measured by silirep (an analysis
+/// of links has no verdicts or rooflines to lead with).
 #[allow(clippy::too_many_arguments)]
 fn render_analysis(
     outputs: &mut OutputSet,
@@ -208,7 +213,7 @@ fn render_analysis(
     (place, folder): (&pages::AnalysisPlace, &str),
     inventory_md: String,
     generated: Option<String>,
-) -> Result<analysis::Analysis> {
+) -> Result<(analysis::Analysis, Vec<String>)> {
     let (subset, indices) = dataset.only_machines(&set.machines);
     let subset_rates = indices.iter().map(|&i| rates[i].clone()).collect();
     let analysis = analysis::analyse_with_rates(&subset, subset_rates, catalog);
@@ -249,6 +254,11 @@ fn render_analysis(
     );
     view.model_level = Some(pages::predictions::model_level_view(&predictions));
     view.interconnect = pages::interconnect::interconnect_view(&interconnect, &subset.captures);
+    let link_lines = view
+        .interconnect
+        .as_ref()
+        .map(|ic| ic.headline_lines())
+        .unwrap_or_default();
     outputs.add(
         &format!("{folder}index.md"),
         pages::render(templates, "index.md.tera", &view)?.into_bytes(),
@@ -257,7 +267,7 @@ fn render_analysis(
         &format!("{folder}index.html"),
         pages::render(templates, "index.html.tera", &view)?.into_bytes(),
     )?;
-    Ok(analysis)
+    Ok((analysis, link_lines))
 }
 
 /// `machines/<stem>-history.md` and its charts for every machine with more than one run.

@@ -560,3 +560,46 @@ fn report_reads_the_new_formats_into_machine_pages_and_the_csv() {
         "{machines:?}"
     );
 }
+
+/// Real logs from the two-H200 machine: each collective's two sizes, out of place and in
+/// place, with the time nccl-tests printed and its bus bandwidth reproduced from that time.
+#[test]
+fn real_nccl_tests_logs_from_two_h200s_are_read_and_their_busbw_reproduced() {
+    let d = load("tests/fixtures/nccl-tests/h200-x2");
+    for (file, op) in [
+        ("all_reduce.log", CollectiveOp::AllReduce),
+        ("all_gather.log", CollectiveOp::AllGather),
+        ("alltoall.log", CollectiveOp::AllToAll),
+    ] {
+        assert!(
+            matches!(status(&d, file), FileStatus::Loaded { records: 4, .. }),
+            "{file}: {:?}",
+            status(&d, file)
+        );
+        assert!(
+            warnings(&d, file).is_empty(),
+            "{file}: {:?}",
+            warnings(&d, file)
+        );
+        for r in records(&d, file) {
+            assert!(matches!(r.spec, KernelSpec::Collective { op: o, .. } if o == op));
+            assert_eq!(r.spec.devices(), vec![0, 1]);
+            let Some(Timing::Single(t)) = r.timing else {
+                panic!("{file}: {:?}", r.timing)
+            };
+            let ours = r.spec.bus_bytes().unwrap() / t;
+            let printed = r.reported["busbw_bytes_per_s"];
+            // nccl-tests prints busbw with two decimals in GB/s.
+            assert!(
+                (ours / printed - 1.0).abs() < 1e-3,
+                "{file}: {ours} vs {printed}"
+            );
+        }
+    }
+    // all_reduce at 4 GiB out of place: 12475.5 µs, 344.27 GB/s bus bandwidth.
+    let big = records(&d, "all_reduce.log")
+        .into_iter()
+        .find(|r| r.framework == "nccl_tests" && r.spec.primary_size() == 4294967296)
+        .unwrap();
+    assert_eq!(big.timing, Some(Timing::Single(12475.5e-6)));
+}

@@ -38,6 +38,9 @@ cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
     >"$out/nccl-tests-build.log" 2>&1) &
 builder=$!
 
+# The same NCCL for silirep as for nccl-tests (the image may also have another on its loader
+# path).
+export SILIREP_NCCL_LIB="$nccl/lib/libnccl.so.2"
 "$silirep" measure --backend cuda --kernels interconnect --suite "$suite" --out "$out/silirep" "$@" \
     >"$out/silirep.log" 2>&1 || echo "silirep measure failed (see silirep.log)"
 

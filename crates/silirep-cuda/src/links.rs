@@ -196,7 +196,7 @@ fn gpu_link(
     if let Some(v) = fa.nvlink_version {
         attributes.insert(
             "nvlink_version (nvmlDeviceGetNvLinkVersion)".into(),
-            v.to_string(),
+            nvlink_version_label(v),
         );
     }
     if let Some(level) = ancestor {
@@ -234,6 +234,22 @@ pub fn pair_label(
     } else {
         ("unknown", "not reported (NVML unavailable)".to_string())
     }
+}
+
+/// `nvmlNvlinkVersion_t` (nvml.h: 1 → 1.0, 2 → 2.0, 3 → 2.2, 4 → 3.0, 5 → 3.1, 6 → 4.0,
+/// 7 → 5.0), with the raw value kept beside it.
+pub fn nvlink_version_label(raw: u32) -> String {
+    let version = match raw {
+        1 => "1.0",
+        2 => "2.0",
+        3 => "2.2",
+        4 => "3.0",
+        5 => "3.1",
+        6 => "4.0",
+        7 => "5.0",
+        _ => return format!("unknown (NVML value {raw})"),
+    };
+    format!("{version} (NVML value {raw})")
 }
 
 /// `nvmlGpuTopologyLevel_t` as `nvidia-smi topo -m` prints it.
@@ -417,6 +433,13 @@ mod tests {
         assert_eq!(pair_label(0, 18, Some(50)), ("nvlink", "NV18".to_string()));
         assert_eq!(pair_label(0, 0, Some(30)), ("pcie", "PHB".to_string()));
         assert_eq!(pair_label(0, 0, None).0, "unknown");
+    }
+
+    #[test]
+    fn nvlink_versions_decode_nvmls_enum() {
+        // Hopper's NVLink 4 reads 6 (seen on an H200 pair).
+        assert_eq!(nvlink_version_label(6), "4.0 (NVML value 6)");
+        assert_eq!(nvlink_version_label(99), "unknown (NVML value 99)");
     }
 
     #[test]

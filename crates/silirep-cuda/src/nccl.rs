@@ -128,7 +128,7 @@ impl Nccl {
                 return Err("ncclGetVersion failed".into());
             }
             Ok(Nccl {
-                path,
+                path: loaded_file("libnccl").unwrap_or(path),
                 version: version_string(code),
                 comm_init_all: symbol!("ncclCommInitAll"),
                 comm_destroy: symbol!("ncclCommDestroy"),
@@ -288,6 +288,26 @@ pub fn not_found_message(override_path: Option<&Path>, tried: &[String]) -> Stri
     }
 }
 
+/// The file a library whose name contains `stem` was mapped from (/proc/self/maps), so a
+/// library opened by soname is recorded with the path the loader chose.
+fn loaded_file(stem: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    mapped_path(&maps, stem)
+}
+
+/// The first mapped file in `maps` (the /proc/self/maps format) whose name contains `stem`.
+pub fn mapped_path(maps: &str, stem: &str) -> Option<String> {
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| {
+            path.starts_with('/')
+                && Path::new(path)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(stem))
+        })
+        .map(str::to_string)
+}
+
 /// NCCL ≥ 2.9 encodes x.y.z as x·10000 + y·100 + z.
 pub fn version_string(code: i32) -> String {
     format!("{}.{}.{}", code / 10000, (code / 100) % 100, code % 100)
@@ -310,6 +330,18 @@ mod tests {
     fn versions_decode() {
         assert_eq!(version_string(22805), "2.28.5");
         assert_eq!(version_string(21903), "2.19.3");
+    }
+
+    #[test]
+    fn the_loaded_file_is_read_from_the_maps() {
+        let maps = "7f00-7f10 r--p 00000000 00:1f 42 /usr/lib/x86_64-linux-gnu/libc.so.6\n\
+                    7f20-7f30 r-xp 00001000 00:1f 43 /opt/venv/nvidia/nccl/lib/libnccl.so.2\n\
+                    7f40-7f50 rw-p 00000000 00:00 0 \n";
+        assert_eq!(
+            mapped_path(maps, "libnccl").as_deref(),
+            Some("/opt/venv/nvidia/nccl/lib/libnccl.so.2")
+        );
+        assert_eq!(mapped_path(maps, "libcublas"), None);
     }
 
     #[test]

@@ -92,6 +92,23 @@ pub struct CaptureView {
     pub caveats: String,
 }
 
+impl InterconnectView {
+    /// One line per collective silirep measured, at its largest size, against the datasheet
+    /// link: the answer of an analysis that measured links only.
+    pub fn headline_lines(&self) -> Vec<String> {
+        self.collectives
+            .iter()
+            .filter(|c| !c.series.contains("nccl_tests"))
+            .map(|c| {
+                format!(
+                    "{}, {}: {} bus bandwidth at {} ({}).",
+                    c.collective, c.series, c.bus_bandwidth, c.size, c.of_datasheet
+                )
+            })
+            .collect()
+    }
+}
+
 fn rate_text(p: &Point) -> String {
     match (p.lower, p.upper) {
         (Some(lo), Some(hi)) => format!(
