@@ -565,7 +565,7 @@ fn report_reads_the_new_formats_into_machine_pages_and_the_csv() {
 /// place, with the time nccl-tests printed and its bus bandwidth reproduced from that time.
 #[test]
 fn real_nccl_tests_logs_from_two_h200s_are_read_and_their_busbw_reproduced() {
-    let d = load("tests/fixtures/nccl-tests/h200-x2");
+    let d = load("tests/fixtures/nccl-tests-h200-x2");
     for (file, op) in [
         ("all_reduce.log", CollectiveOp::AllReduce),
         ("all_gather.log", CollectiveOp::AllGather),
@@ -602,4 +602,51 @@ fn real_nccl_tests_logs_from_two_h200s_are_read_and_their_busbw_reproduced() {
         .find(|r| r.framework == "nccl_tests" && r.spec.primary_size() == 4294967296)
         .unwrap();
     assert_eq!(big.timing, Some(Timing::Single(12475.5e-6)));
+}
+
+/// Real iperf3 files from the lent two-H200 machine's host: both directions, one and four
+/// streams, each read with its direction and stream count, and the summed record's rate is
+/// the run's own receiver-side throughput (total bytes over total time, within the spread of
+/// its five 1-second intervals).
+#[test]
+fn real_iperf3_files_from_the_h200_host_are_read_in_both_directions() {
+    let d = load("tests/fixtures/iperf3-h200-host");
+    assert_eq!(d.problem_count(), 0, "{:?} {:?}", d.files, d.warnings);
+    for (file, direction, streams, receiver_gb_per_s) in [
+        (
+            "tcp_1stream.json",
+            NetworkDirection::ClientToServer,
+            1,
+            6.1416,
+        ),
+        (
+            "tcp_reverse.json",
+            NetworkDirection::ServerToClient,
+            1,
+            6.0043,
+        ),
+        (
+            "tcp_4streams.json",
+            NetworkDirection::ClientToServer,
+            4,
+            6.9829,
+        ),
+        (
+            "tcp_4streams_reverse.json",
+            NetworkDirection::ServerToClient,
+            4,
+            7.2020,
+        ),
+    ] {
+        let summed: Vec<&Record> = records(&d, file)
+            .into_iter()
+            .filter(|r| matches!(r.spec, KernelSpec::Network { streams: s, direction: dir, .. } if s == streams && dir == direction))
+            .collect();
+        assert!(!summed.is_empty(), "{file}: {:?}", records(&d, file));
+        let rate = summed[0].bytes_per_s().unwrap() / 1e9;
+        assert!(
+            (rate / receiver_gb_per_s - 1.0).abs() < 0.05,
+            "{file}: {rate} GB/s vs iperf3's {receiver_gb_per_s}"
+        );
+    }
 }
