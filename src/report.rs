@@ -107,7 +107,7 @@ pub fn render_all(
     let mut outputs = OutputSet::default();
     // Every record's estimate is made once; each analysis takes its share.
     let rates = analysis::rates(dataset);
-    let inventory_md = inventory::render(dataset);
+    let inventory_md = inventory::render(dataset, templates)?;
     let single = chosen.sets.len() == 1 && chosen.unassigned.is_empty();
     if single {
         let set = &chosen.sets[0];

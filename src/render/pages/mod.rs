@@ -30,13 +30,14 @@ use text::{bound_text, ceiling_source};
 
 /// `index.*` render one analysis, `analyses.*` the page that lists several, `machine.md` one
 /// machine.
-pub const TEMPLATE_NAMES: [&str; 6] = [
+pub const TEMPLATE_NAMES: [&str; 7] = [
     "index.md.tera",
     "machine.md.tera",
     "history.md.tera",
     "index.html.tera",
     "analyses.md.tera",
     "analyses.html.tera",
+    "inventory.md.tera",
 ];
 
 fn built_in(name: &str) -> &'static str {
@@ -47,6 +48,7 @@ fn built_in(name: &str) -> &'static str {
         "index.html.tera" => include_str!("../../../templates/index.html.tera"),
         "analyses.md.tera" => include_str!("../../../templates/analyses.md.tera"),
         "analyses.html.tera" => include_str!("../../../templates/analyses.html.tera"),
+        "inventory.md.tera" => include_str!("../../../templates/inventory.md.tera"),
         _ => "",
     }
 }
