@@ -130,23 +130,10 @@ fn side(spec: &str, tree: Option<&Dataset>) -> Result<(String, Dataset)> {
         let Some(tree) = tree else {
             bail!("{spec}: no such file or folder (to name a machine, pass --results <dir>)");
         };
-        let wanted: Vec<&MachineKey> = tree
-            .machines
-            .keys()
-            .filter(|k| k.label == spec || k.id == spec)
-            .collect();
-        let [machine] = wanted.as_slice() else {
-            let known: Vec<String> = tree
-                .machines
-                .keys()
-                .map(|k| format!("{:?} ({})", k.label, k.id))
-                .collect();
-            bail!(
-                "{spec}: expected a run file, a folder or one machine's label or id; the results hold {}",
-                known.join(", ")
-            );
-        };
-        let (d, _) = tree.only_machines(&[(*machine).clone()]);
+        let machine = tree
+            .machine_named(spec)
+            .map_err(|e| anyhow::anyhow!("{spec}: not a run file or folder, and {e}"))?;
+        let (d, _) = tree.only_machines(std::slice::from_ref(machine));
         (machine.label.clone(), d)
     };
     for f in dataset.failed_files() {

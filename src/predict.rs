@@ -32,7 +32,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             "name a machine (--machine X) or a pair (--prefill A --decode B); the machines in \
              {} are: {}",
             args.results.display(),
-            machine_list(&load(args)?)
+            load(args)?.machine_list()
         ),
     };
     if link.is_some() && machines.len() == 1 {
@@ -41,7 +41,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut dataset = load(args)?;
     let keys: Vec<MachineKey> = machines
         .iter()
-        .map(|name| find_machine(&dataset, name))
+        .map(|name| {
+            dataset
+                .machine_named(name)
+                .cloned()
+                .map_err(|e| anyhow::anyhow!(e))
+        })
         .collect::<Result<_>>()?;
     if keys.len() == 2 && keys[0] == keys[1] {
         bail!(
@@ -102,38 +107,6 @@ fn load(args: &PredictArgs) -> Result<Dataset> {
     ingest::ensure_record_machines(&mut dataset);
     ingest::reconcile_machine_labels(&mut dataset);
     Ok(dataset)
-}
-
-fn machine_list(dataset: &Dataset) -> String {
-    dataset
-        .machines
-        .keys()
-        .map(|k| format!("{:?} ({})", k.label, k.id))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The machine whose label or id is `name` (case-insensitive); otherwise an error naming the
-/// closest, or every machine when none is close.
-fn find_machine(dataset: &Dataset, name: &str) -> Result<MachineKey> {
-    let wanted = name.trim().to_ascii_lowercase();
-    if let Some(k) = dataset
-        .machines
-        .keys()
-        .find(|k| k.label.to_ascii_lowercase() == wanted || k.id.to_ascii_lowercase() == wanted)
-    {
-        return Ok(k.clone());
-    }
-    let lowered: Vec<String> = dataset
-        .machines
-        .keys()
-        .flat_map(|k| [k.label.to_ascii_lowercase(), k.id.clone()])
-        .collect();
-    let hint = crate::measure::selection::did_you_mean(&wanted, lowered.iter().map(String::as_str));
-    bail!(
-        "no machine {name:?} in the results{hint}; the machines are: {}",
-        machine_list(dataset)
-    )
 }
 
 /// `37.6Gbps`, `37.6 Gbit/s`, `4.7GB/s`, `400Mbps`: bits or bytes per second with a decimal

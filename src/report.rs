@@ -175,23 +175,16 @@ pub fn render_all(
             pages::render(templates, "analyses.html.tera", &view)?.into_bytes(),
         )?;
     }
-    // Machine pages show each machine alone: its rooflines and every measurement.
-    let everything = analysis::analyse_with_rates(
-        &Dataset {
-            records: dataset.records.clone(),
-            machines: dataset.machines.clone(),
-            ..Default::default()
-        },
-        rates,
-        catalog,
-    );
-    for (key, page) in pages::machine_page_views(dataset, &everything) {
+    // Machine pages show each machine alone: its rooflines and every measurement (no
+    // comparisons, so none are computed).
+    let rooflines = analysis::rooflines::rooflines(dataset, catalog);
+    for (key, page) in pages::machine_page_views(dataset, &rates, &rooflines) {
         outputs.add(
             &format!("machines/{}.md", pages::machine_file_stem(&key)),
             pages::render(templates, "machine.md.tera", &page)?.into_bytes(),
         )?;
     }
-    render_histories(&mut outputs, dataset, &everything, templates)?;
+    render_histories(&mut outputs, dataset, &rates, templates)?;
     let mut table = ingest::table::build(&dataset.records).context("building the tidy table")?;
     let mut csv = Vec::new();
     crate::render::csv::write_csv(&mut table, &mut csv).context("writing the tidy table as CSV")?;
@@ -274,11 +267,11 @@ fn render_analysis(
 fn render_histories(
     outputs: &mut OutputSet,
     dataset: &Dataset,
-    everything: &analysis::Analysis,
+    rates: &[Option<analysis::RateEstimate>],
     templates: &tera::Tera,
 ) -> Result<()> {
     let floors = analysis::history::NoiseFloors::from_dataset(dataset);
-    for history in analysis::history::histories(dataset, &everything.rates, &floors) {
+    for history in analysis::history::histories(dataset, rates, &floors) {
         let stem = pages::machine_file_stem(&history.machine);
         let mut drawn = Vec::new();
         for (family, chart) in charts::history_charts(&history) {

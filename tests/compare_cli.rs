@@ -230,7 +230,7 @@ fn machines_are_named_within_a_results_tree_and_bad_names_are_errors() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
-        t.contains("nope: expected a run file, a folder or one machine's label or id"),
+        t.contains("nope: not a run file or folder, and no machine \"nope\" in the results"),
         "{t}"
     );
     assert!(t.contains("\"Synthetic box\" (synthetic-gpu-"), "{t}");

@@ -108,7 +108,7 @@ pub fn preset(name: &str) -> Result<ModelShape, String> {
         return Ok(shape.clone());
     }
     let names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
-    let hint = crate::measure::selection::did_you_mean(&key, names.iter().copied());
+    let hint = crate::util::did_you_mean(&key, names.iter().copied());
     Err(format!(
         "unknown model {name:?}{hint}; the presets are {}",
         names.join(", ")

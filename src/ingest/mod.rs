@@ -261,6 +261,39 @@ impl Dataset {
 }
 
 impl Dataset {
+    /// The machine whose label or id is `name` (case-insensitive); otherwise a message naming
+    /// the closest, or every machine when none is close. `silirep predict` and `silirep
+    /// compare` take machines by name through this.
+    pub fn machine_named(&self, name: &str) -> Result<&MachineKey, String> {
+        let wanted = name.trim().to_ascii_lowercase();
+        if let Some(k) = self
+            .machines
+            .keys()
+            .find(|k| k.label.to_ascii_lowercase() == wanted || k.id.to_ascii_lowercase() == wanted)
+        {
+            return Ok(k);
+        }
+        let lowered: Vec<String> = self
+            .machines
+            .keys()
+            .flat_map(|k| [k.label.to_ascii_lowercase(), k.id.clone()])
+            .collect();
+        let hint = crate::util::did_you_mean(&wanted, lowered.iter().map(String::as_str));
+        Err(format!(
+            "no machine {name:?} in the results{hint}; the machines are: {}",
+            self.machine_list()
+        ))
+    }
+
+    /// Every machine as `"label" (id)`, for messages.
+    pub fn machine_list(&self) -> String {
+        self.machines
+            .keys()
+            .map(|k| format!("{:?} ({})", k.label, k.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The part of the dataset about `machines`: their records (with each record's index in
     /// `self.records`, so estimates made once can be shared), their descriptions, the files
     /// that hold their records or describe them, and those files' warnings.
@@ -750,27 +783,15 @@ mod tests {
     }
 
     fn record(machine: MachineKey, file: &str) -> Record {
-        Record {
-            machine,
-            framework: "cpu".into(),
-            spec: silirep_core::KernelSpec::Gemm {
-                m: 64,
-                n: 64,
-                k: 64,
-                dtype: silirep_core::Dtype::F32,
-            },
-            timing: Some(Timing::Single(1e-3)),
-            verification: record::Verification::Passed,
-            error: None,
-            run_id: None,
-            source: Provenance {
-                file: file.into(),
-                json_path: "$.measurements[0]".into(),
-            },
-            notes: Vec::new(),
-            clock: None,
-            reported: Default::default(),
-        }
+        let spec = silirep_core::KernelSpec::Gemm {
+            m: 64,
+            n: 64,
+            k: 64,
+            dtype: silirep_core::Dtype::F32,
+        };
+        let mut r = Record::for_tests(machine, spec, vec![1e-3; 5]);
+        r.source.file = file.into();
+        r
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Selection {
                     let names = Dtype::ALL.map(Dtype::name);
                     bail!(
                         "--dtypes: unknown dtype {d:?}{}; expected one of {}",
-                        did_you_mean(d, names.iter().copied()),
+                        crate::util::did_you_mean(d, names.iter().copied()),
                         names.join(", ")
                     )
                 }
@@ -74,7 +74,7 @@ impl Selection {
             if !names.contains(k) {
                 bail!(
                     "--kernels: unknown kernel {k:?}{}; this backend measures {}",
-                    did_you_mean(k, names.iter().map(String::as_str)),
+                    crate::util::did_you_mean(k, names.iter().map(String::as_str)),
                     available_kernels(known).join(", ")
                 );
             }
@@ -325,46 +325,6 @@ pub fn available_kernels(suite: &[KernelSpec]) -> Vec<String> {
     names.into_iter().collect()
 }
 
-/// ` (did you mean "gemm"?)` naming the candidates closest to `wrong` (edit distance at most
-/// a third of the word, or a prefix), or nothing when none is close.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let wrong = wrong.trim().to_ascii_lowercase();
-    let scored: Vec<(usize, &str)> = candidates
-        .map(|c| (edit_distance(&wrong, c), c))
-        .filter(|(d, c)| {
-            *d <= (wrong.chars().count() / 3).max(1)
-                || (wrong.len() >= 3 && (c.starts_with(&wrong) || wrong.starts_with(*c)))
-        })
-        .collect();
-    let Some(best) = scored.iter().map(|(d, _)| *d).min() else {
-        return String::new();
-    };
-    let mut names: Vec<&str> = scored
-        .iter()
-        .filter(|(d, _)| *d == best || *d <= 1)
-        .map(|(_, c)| *c)
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    format!(" (did you mean {}?)", quoted.join(" or "))
-}
-
-/// Levenshtein distance (insertions, deletions, substitutions), on characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 /// Parses one `--sizes` entry. Units are explicit and case-sensitive, SI prefixes decimal
 /// and IEC prefixes binary, as everywhere else:
 ///
@@ -567,7 +527,10 @@ mod tests {
         assert!(e.to_string().contains("unknown dtype \"bf61\""), "{e}");
         let e = Selection::parse(&[], &strings(&["bf17"]), &[]).unwrap_err();
         assert!(e.to_string().contains("(did you mean \"bf16\"?)"), "{e}");
-        assert_eq!(did_you_mean("zzzzzz", ["gemm", "decode"].into_iter()), "");
+        assert_eq!(
+            crate::util::did_you_mean("zzzzzz", ["gemm", "decode"].into_iter()),
+            ""
+        );
     }
 
     #[test]

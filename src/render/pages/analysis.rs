@@ -361,7 +361,7 @@ pub fn report_view(
         verdicts: verdict_views(&analysis.verdicts),
         gemm_tables,
         comparisons,
-        rooflines: roofline_views(analysis),
+        rooflines: roofline_views(&analysis.rooflines),
         charts: charts
             .iter()
             .map(|(c, svg)| ChartView {

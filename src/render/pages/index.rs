@@ -62,7 +62,7 @@ pub fn analysis_link_view(
         })
         .collect();
     if headlines.is_empty() {
-        headlines = roofline_views(analysis)
+        headlines = roofline_views(&analysis.rooflines)
             .into_iter()
             .map(|r| {
                 format!(

@@ -3,7 +3,8 @@
 
 use super::text::{decode_scope, rate_text};
 use super::{MachineView, RooflineView, machine_views, roofline_views};
-use crate::analysis::Analysis;
+use crate::analysis::RateEstimate;
+use crate::analysis::rooflines::Roofline;
 use crate::ingest::{Dataset, MachineKey, Verification};
 use crate::util::format;
 use serde::Serialize;
@@ -38,24 +39,25 @@ pub struct MeasurementView {
 /// rooflines) are built once, and records are grouped by machine in one pass.
 pub fn machine_page_views(
     dataset: &Dataset,
-    analysis: &Analysis,
+    rates: &[Option<RateEstimate>],
+    rooflines: &[Roofline],
 ) -> Vec<(MachineKey, MachinePageView)> {
     let mut machines: std::collections::BTreeMap<(String, String), MachineView> =
         machine_views(dataset, "../")
             .into_iter()
             .map(|m| ((m.id.clone(), m.label.clone()), m))
             .collect();
-    let mut rooflines: std::collections::BTreeMap<(String, String), Vec<RooflineView>> =
+    let mut roofline_rows: std::collections::BTreeMap<(String, String), Vec<RooflineView>> =
         std::collections::BTreeMap::new();
-    for r in roofline_views(analysis) {
-        rooflines
+    for r in roofline_views(rooflines) {
+        roofline_rows
             .entry((r.machine_id.clone(), r.machine.clone()))
             .or_default()
             .push(r);
     }
     let mut records_of: std::collections::BTreeMap<&MachineKey, Vec<_>> =
         std::collections::BTreeMap::new();
-    for (r, rate) in dataset.records.iter().zip(&analysis.rates) {
+    for (r, rate) in dataset.records.iter().zip(rates) {
         records_of.entry(&r.machine).or_default().push((r, rate));
     }
     dataset
@@ -72,7 +74,7 @@ pub fn machine_page_views(
             });
             let mut page = machine_page_view(
                 machine,
-                rooflines.remove(&at).unwrap_or_default(),
+                roofline_rows.remove(&at).unwrap_or_default(),
                 records_of.remove(key).unwrap_or_default(),
             );
             let runs = dataset.runs.values().filter(|r| &r.machine == key).count();
@@ -86,10 +88,7 @@ pub fn machine_page_views(
 fn machine_page_view(
     machine: MachineView,
     rooflines: Vec<RooflineView>,
-    mut records: Vec<(
-        &crate::ingest::Record,
-        &Option<crate::analysis::RateEstimate>,
-    )>,
+    mut records: Vec<(&crate::ingest::Record, &Option<RateEstimate>)>,
 ) -> MachinePageView {
     records.sort_by(|(x, _), (y, _)| {
         (

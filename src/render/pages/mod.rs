@@ -19,7 +19,7 @@ pub use analysis::{AnalysisPlace, report_view};
 pub use index::{analyses_index_view, analysis_link_view};
 pub use machine::machine_page_views;
 
-use crate::analysis::Analysis;
+use crate::analysis::rooflines::Roofline;
 use crate::ingest::{Dataset, MachineKey};
 use crate::util::format;
 use anyhow::{Context, Result};
@@ -165,9 +165,8 @@ pub fn machine_file_stem(key: &MachineKey) -> String {
     crate::util::slug(&key.id)
 }
 
-pub(super) fn roofline_views(analysis: &Analysis) -> Vec<RooflineView> {
-    analysis
-        .rooflines
+pub(super) fn roofline_views(rooflines: &[Roofline]) -> Vec<RooflineView> {
+    rooflines
         .iter()
         .map(|r| RooflineView {
             machine: r.machine.label.clone(),
