@@ -83,7 +83,7 @@ impl StoppingRule {
         None
     }
 
-    /// Iterations for the next timing call, from the latest per-iteration estimate.
+    /// Iterations for the next timing call, from the latest estimate of one sample's wall time.
     fn next_batch(&self, taken: usize, estimate_s: f64) -> u32 {
         let remaining = self.max_samples.saturating_sub(taken).max(1);
         let by_time = if estimate_s > 0.0 {
@@ -161,8 +161,12 @@ fn run_prepared(
     out: &mut Measurement,
 ) -> Result<(), KernelError> {
     // Warm-up: first launches pay for JIT compilation, page faults and clock ramp-up.
+    // What one sample costs in wall time, which sizes the timing batches. Not the samples
+    // themselves: a backend that times groups of runs and divides (short GPU launches,
+    // collectives) returns per-run times far below what each sample takes to produce.
+    let mut sample_wall_s = 0.0;
     let mut warmup = if rule.warmup_iterations > 0 {
-        kernel.time(rule.warmup_iterations)?
+        timed(kernel, rule.warmup_iterations, &mut sample_wall_s)?
     } else {
         Vec::new()
     };
@@ -190,27 +194,25 @@ fn run_prepared(
     // that depends on what ran before, not the sustained rate a real workload sees.
     let warming = Instant::now();
     while warming.elapsed().as_secs_f64() < rule.warmup_time_s && !stop.load(Ordering::SeqCst) {
-        let estimate_s = warmup.last().copied().unwrap_or(0.0);
-        warmup.extend(kernel.time(rule.next_batch(0, estimate_s))?);
+        let batch = rule.next_batch(0, sample_wall_s);
+        warmup.extend(timed(kernel, batch, &mut sample_wall_s)?);
     }
     out.warmup_iterations = warmup.len() as u32;
 
-    let mut estimate_s = median::median(&warmup).unwrap_or(0.0);
     kernel.begin_timing();
     let started = Instant::now();
     let reason = loop {
         if stop.load(Ordering::SeqCst) {
             break StopReason::Interrupted;
         }
-        let batch = rule.next_batch(out.samples_s.len(), estimate_s);
-        let times = kernel.time(batch)?;
+        let batch = rule.next_batch(out.samples_s.len(), sample_wall_s);
+        let times = timed(kernel, batch, &mut sample_wall_s)?;
         if let Some(bad) = times.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
             return Err(KernelError::Backend(format!(
                 "backend returned a non-positive iteration time ({bad})"
             )));
         }
         out.samples_s.extend_from_slice(&times);
-        estimate_s = median::median(&times).unwrap_or(estimate_s);
         if let Some(reason) = rule.should_stop(&out.samples_s, started.elapsed().as_secs_f64()) {
             break reason;
         }
@@ -225,6 +227,23 @@ fn run_prepared(
         });
     }
     Ok(())
+}
+
+/// `kernel.time(iterations)`, updating `sample_wall_s` to what one sample of this call cost:
+/// its wall time per sample, or the median sample where that is larger (a backend that
+/// reports times without spending them, as the tests' scripted one does).
+fn timed(
+    kernel: &mut dyn PreparedKernel,
+    iterations: u32,
+    sample_wall_s: &mut f64,
+) -> Result<Vec<f64>, KernelError> {
+    let started = Instant::now();
+    let times = kernel.time(iterations)?;
+    if !times.is_empty() {
+        let wall = started.elapsed().as_secs_f64() / times.len() as f64;
+        *sample_wall_s = wall.max(median::median(&times).unwrap_or(0.0));
+    }
+    Ok(times)
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -288,6 +307,9 @@ mod tests {
         settles: Option<(usize, f64)>,
         /// Sleep for the scripted time, so wall-clock warm-up sees it pass.
         real_time: bool,
+        /// Wall time each sample takes, whatever time it reports (a backend timing groups
+        /// of runs and dividing).
+        sample_wall_s: Option<f64>,
         memory_bytes: Option<u64>,
     }
 
@@ -341,6 +363,9 @@ mod tests {
                 if self.parent.real_time {
                     std::thread::sleep(std::time::Duration::from_secs_f64(t));
                 }
+                if let Some(wall) = self.parent.sample_wall_s {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(wall));
+                }
                 out.push(t);
                 self.next += 1;
                 if let Some((n, flag)) = self.parent.stop_after
@@ -390,6 +415,7 @@ mod tests {
             stop_after: None,
             settles: None,
             real_time: false,
+            sample_wall_s: None,
             memory_bytes: None,
         }
     }
@@ -444,6 +470,24 @@ mod tests {
         let m = measure(&mut b, &spec(), &rule(), 1, &AtomicBool::new(false));
         assert_eq!(m.samples_s.len(), 500);
         assert_eq!(m.details["stop_reason"], "sample_cap");
+    }
+
+    #[test]
+    fn batches_are_sized_by_what_a_sample_costs_not_what_it_reports() {
+        // Samples that report 1–2 µs per run but take 5 ms each to produce (a group of runs
+        // divided): sized by the reported time, the first batch would be 500 samples, 2.5 s,
+        // ten times the 0.25 s cap. Sized by wall time, batches are ~10 samples.
+        let mut b = Scripted {
+            sample_wall_s: Some(5e-3),
+            ..scripted(vec![1e-6, 2e-6])
+        };
+        let capped = StoppingRule {
+            max_time_s: 0.25,
+            ..rule()
+        };
+        let m = measure(&mut b, &spec(), &capped, 1, &AtomicBool::new(false));
+        assert_eq!(m.details["stop_reason"], "time_cap");
+        assert!(m.samples_s.len() <= 100, "{} samples", m.samples_s.len());
     }
 
     #[test]

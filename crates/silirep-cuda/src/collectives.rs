@@ -20,6 +20,13 @@ use silirep_core::{CollectiveOp, Dtype, KernelError, PreparedKernel};
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 
+/// One sample spans at least this much of back-to-back collectives. A sample is the slowest
+/// GPU's time (events on different GPUs cannot be compared), and between back-to-back
+/// collectives one GPU can finish a few microseconds before the other: taking the larger of
+/// the two per collective would add that skew to every one. Over a 20 ms span it is added
+/// once per span — the way nccl-tests divides one wall-clock span of many collectives.
+const COLLECTIVE_SAMPLE_S: f64 = 20e-3;
+
 /// Element `index` of rank `rank`'s input (interconnect.cu's fill_pattern_*).
 pub fn pattern_value(rank: u64, index: u64) -> f64 {
     (1 + (index + 3 * rank) % 13) as f64
@@ -134,7 +141,8 @@ impl<'a> Collective<'a> {
         };
         // The first collective on a communicator sets up its connections: not timed here.
         kernel.run_once()?;
-        kernel.group = peers.group_for(&comms.devices, || kernel.run_once())?;
+        kernel.group =
+            peers.group_for(&comms.devices, COLLECTIVE_SAMPLE_S, || kernel.run_once())?;
         Ok(kernel)
     }
 

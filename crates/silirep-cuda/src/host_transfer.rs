@@ -105,7 +105,9 @@ impl<'a> HostTransfer<'a> {
             gpu,
             group: 1,
         };
-        kernel.group = peers.group_for(&[device], || kernel.run_once())?;
+        kernel.group = peers.group_for(&[device], crate::peers::SHORT_SAMPLE_S, || {
+            kernel.run_once()
+        })?;
         Ok(kernel)
     }
 

@@ -91,7 +91,8 @@ impl<'a> PeerCopy<'a> {
         // The trial: each method's group sized alone, then the median of 5 samples each.
         for method in [Method::CopyEngine, Method::Sms(2), Method::Sms(4)] {
             kernel.method = method;
-            let group = peers.group_for(&[src], || kernel.run_once())?;
+            let group =
+                peers.group_for(&[src], crate::peers::SHORT_SAMPLE_S, || kernel.run_once())?;
             let mut times = peers.time(&[src], 5, group, || kernel.run_once())?;
             times.sort_by(f64::total_cmp);
             kernel.trial.push((method, times[times.len() / 2]));
@@ -102,7 +103,8 @@ impl<'a> PeerCopy<'a> {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(m, _)| *m)
             .unwrap_or(Method::CopyEngine);
-        kernel.group = peers.group_for(&[src], || kernel.run_once())?;
+        kernel.group =
+            peers.group_for(&[src], crate::peers::SHORT_SAMPLE_S, || kernel.run_once())?;
         Ok(kernel)
     }
 

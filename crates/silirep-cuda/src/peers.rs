@@ -208,18 +208,23 @@ impl Peers {
             .collect()
     }
 
-    /// How many calls of `run` to time as one sample: enough to span ~100 µs, because a
-    /// transfer of a few bytes takes microseconds, within the event resolution.
+    /// How many calls of `run` to time as one sample: enough to span `span_s` (at most 256
+    /// calls). 100 µs ([`SHORT_SAMPLE_S`]) for one device's transfers, whose few-byte sizes
+    /// take microseconds, within the event resolution.
     pub fn group_for(
         &self,
         devices: &[u32],
+        span_s: f64,
         mut run: impl FnMut() -> Result<(), KernelError>,
     ) -> Result<u32, KernelError> {
         let once = self.time(devices, 3, 1, &mut run)?;
         let t = once.iter().cloned().fold(f64::INFINITY, f64::min);
-        Ok(((100e-6 / t).ceil() as u32).clamp(1, 256))
+        Ok(((span_s / t).ceil() as u32).clamp(1, 256))
     }
 }
+
+/// The span of one sample of a transfer on one device or between two: see [`Peers::group_for`].
+pub const SHORT_SAMPLE_S: f64 = 100e-6;
 
 impl PeerDevice {
     pub fn free_bytes(&self) -> u64 {
