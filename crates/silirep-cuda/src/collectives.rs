@@ -198,30 +198,39 @@ impl<'a> Collective<'a> {
                         )?,
                         CollectiveOp::AllToAll => {
                             let slice = self.send_count / ranks as u64;
-                            for peer in 0..ranks {
-                                let offset = peer as u64 * slice * size;
+                            // The one-call form where the library has it (as nccl-tests
+                            // uses it), grouped pairs otherwise.
+                            if let Some(all_to_all) = nccl.all_to_all {
                                 nccl.check(
-                                    "ncclSend",
-                                    (nccl.send)(
-                                        (send + offset) as *const c_void,
-                                        slice as usize,
-                                        dt,
-                                        peer as c_int,
-                                        comm,
-                                        stream,
-                                    ),
+                                    "ncclAlltoAll",
+                                    all_to_all(sp, rp, slice as usize, dt, comm, stream),
                                 )?;
-                                nccl.check(
-                                    "ncclRecv",
-                                    (nccl.recv)(
-                                        (recv + offset) as *mut c_void,
-                                        slice as usize,
-                                        dt,
-                                        peer as c_int,
-                                        comm,
-                                        stream,
-                                    ),
-                                )?;
+                            } else {
+                                for peer in 0..ranks {
+                                    let offset = peer as u64 * slice * size;
+                                    nccl.check(
+                                        "ncclSend",
+                                        (nccl.send)(
+                                            (send + offset) as *const c_void,
+                                            slice as usize,
+                                            dt,
+                                            peer as c_int,
+                                            comm,
+                                            stream,
+                                        ),
+                                    )?;
+                                    nccl.check(
+                                        "ncclRecv",
+                                        (nccl.recv)(
+                                            (recv + offset) as *mut c_void,
+                                            slice as usize,
+                                            dt,
+                                            peer as c_int,
+                                            comm,
+                                            stream,
+                                        ),
+                                    )?;
+                                }
                             }
                         }
                         CollectiveOp::Broadcast => nccl.check(
@@ -329,7 +338,10 @@ impl PreparedKernel for Collective<'_> {
                 format!(
                     "one process, ncclCommInitAll over {ranks} GPUs, every rank's call in one ncclGroupStart/End, one non-blocking stream per GPU; out of place{}",
                     match self.op {
-                        CollectiveOp::AllToAll => "; all-to-all as grouped ncclSend/ncclRecv",
+                        CollectiveOp::AllToAll if self.nccl.all_to_all.is_some() =>
+                            "; ncclAlltoAll",
+                        CollectiveOp::AllToAll =>
+                            "; all-to-all as grouped ncclSend/ncclRecv (this NCCL has no ncclAlltoAll)",
                         CollectiveOp::SendRecv => "; ring: rank r sends to r+1",
                         CollectiveOp::Broadcast => "; root 0",
                         _ => "",

@@ -81,6 +81,18 @@ pub struct Nccl {
         ncclComm_t,
         cudaStream_t,
     ) -> ncclResult_t,
+    /// `ncclAlltoAll` (count per peer), in NCCL 2.28 and later: one collective where older
+    /// libraries need grouped send/receive pairs.
+    pub all_to_all: Option<
+        unsafe extern "C" fn(
+            *const c_void,
+            *mut c_void,
+            usize,
+            ncclDataType_t,
+            ncclComm_t,
+            cudaStream_t,
+        ) -> ncclResult_t,
+    >,
     /// Keeps every function pointer above valid.
     _library: Library,
 }
@@ -141,6 +153,7 @@ impl Nccl {
                 broadcast: symbol!("ncclBroadcast"),
                 send: symbol!("ncclSend"),
                 recv: symbol!("ncclRecv"),
+                all_to_all: library.get(b"ncclAlltoAll\0").ok().map(|f| *f),
                 _library: library,
             })
         }

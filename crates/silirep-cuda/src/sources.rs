@@ -33,6 +33,7 @@ pub const SOURCES: &[Source] = &[
             "bandwidth_read",
             "bandwidth_write",
             "bandwidth_copy",
+            "bandwidth_copy_tma",
             "bandwidth_triad",
         ],
     },
