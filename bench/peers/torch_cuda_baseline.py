@@ -4,10 +4,11 @@
 warm-up), so docs/PERFORMANCE.md can put the two side by side.
 
 Work is counted with silirep's formulas (silirep-core/src/kernels.rs): GEMM 2·m·n·k FLOPs;
-copy moves 2·N bytes (read + write), a sum reads N bytes; attention 4·b·h·s²·d FLOPs.
+copy moves 2·N bytes (read + write), a sum reads N bytes, a fill writes N bytes; attention
+4·b·h·s²·d FLOPs.
 
 Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json] [--only gemm,bandwidth,...]
-       [--gemm-sizes 4096,8192] [--warmup-time SECONDS]
+       [--gemm-sizes 4096,8192] [--bandwidth-gib 1,2] [--warmup-time SECONDS]
 """
 
 import argparse
@@ -95,6 +96,9 @@ def main():
         help="comma-separated sections to run (gemm, bandwidth, attention, layer)",
     )
     parser.add_argument("--gemm-sizes", default="4096,8192", help="comma-separated GEMM sizes")
+    parser.add_argument(
+        "--bandwidth-gib", default="1,2", help="comma-separated array sizes in GiB (0.25 allowed)"
+    )
     parser.add_argument("--warmup-time", type=float, default=WARMUP_S, help="untimed seconds first")
     args = parser.parse_args()
     WARMUP_S = args.warmup_time
@@ -120,16 +124,21 @@ def main():
             row(f"gemm_{name}", f"m=n=k={n}", ms, flops=2 * n**3)
         del a, b
 
-    # Bandwidth: copy_ (bytes read + written) and sum (bytes read), f64 arrays of 1 and 2 GiB.
-    for array_bytes in [1 << 30, 2 << 30] if "bandwidth" in sections else []:
+    # Bandwidth: fill_ (bytes written), copy_ (bytes read + written) and sum (bytes read) over
+    # f64 arrays, silirep's write, copy and read.
+    sizes = [int(float(g) * (1 << 30)) for g in args.bandwidth_gib.split(",")]
+    for array_bytes in sizes if "bandwidth" in sections else []:
         n = array_bytes // 8
         src = torch.rand(n, device="cuda", dtype=torch.float64)
         dst = torch.empty_like(src)
+        ms = time_ms(lambda: dst.fill_(1.25), reps=50)
+        row("bandwidth_write (fill_)", f"array_bytes={array_bytes}", ms, bytes_=array_bytes)
         ms = time_ms(lambda: dst.copy_(src), reps=50)
         row("bandwidth_copy (copy_)", f"array_bytes={array_bytes}", ms, bytes_=2 * array_bytes)
         ms = time_ms(lambda: src.sum(), reps=50)
         row("bandwidth_read (sum)", f"array_bytes={array_bytes}", ms, bytes_=array_bytes)
         del src, dst
+        torch.cuda.empty_cache()
 
     # Attention, batch 1, 32 heads, head_dim 128, Q in ±4 and K, V in ±1 as in silirep.
     for dtype, name in [(torch.float16, "f16"), (torch.bfloat16, "bf16")]:
