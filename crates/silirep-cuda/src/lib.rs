@@ -292,6 +292,7 @@ impl Backend for CudaBackend {
                 seq_len,
                 head_dim,
                 dtype,
+                causal,
             } => Box::new(attention::Attention::prepare(
                 gpu,
                 *implementation,
@@ -299,6 +300,7 @@ impl Backend for CudaBackend {
                 *seq_len,
                 *head_dim,
                 *dtype,
+                *causal,
                 seed,
             )?),
             KernelSpec::Layer {
