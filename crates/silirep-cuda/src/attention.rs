@@ -477,9 +477,10 @@ impl PreparedKernel for Attention<'_> {
             expected.extend(naive_out);
             method.push_str(", and every entry vs the naive (cuBLASLt + softmax) path");
         }
-        // Outputs are weighted averages of values in ±1 (magnitude ~0.1): an absolute bound of
-        // a few units of the storage precision, room for the naive path's rounding of S and P
-        // to 16 bits, yet far below what a wrong kernel (or an all-zero output) would give.
+        // Outputs are weighted averages of values in ±1 (magnitude ~0.1; up to 1 in causal
+        // attention's first rows, which average few values): an absolute bound of a few units
+        // of the storage precision, room for the naive path's rounding of S and P to 16 bits,
+        // yet far below what a wrong kernel (or an all-zero output) would give.
         let tolerance = 4.0 * self.elem.unit_roundoff();
         Ok(compare_outputs(&actual, &expected, tolerance, &method))
     }
