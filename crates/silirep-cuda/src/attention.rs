@@ -193,8 +193,10 @@ pub fn launch_flash(
             (layout.seq, kv_heads, layout.batches),
             layout.kv_strides,
         )?;
+        // Persistent: one block per SM walks the (row block, batch, head) items.
+        let items = grid_dim.0 * grid_dim.1;
         let cfg = LaunchConfig {
-            grid_dim,
+            grid_dim: (items.min(gpu.info.sm_count.max(1)), 1, 1),
             block_dim: (FLASH_WGMMA_THREADS, 1, 1),
             shared_mem_bytes: crate::sources::FLASH_WGMMA_SMEM_BYTES,
         };
@@ -206,7 +208,8 @@ pub fn launch_flash(
             .arg(&o)
             .arg(&layout.seq)
             .arg(&layout.heads)
-            .arg(&layout.kv_group);
+            .arg(&layout.kv_group)
+            .arg(&items);
         launch
             .arg(&qb)
             .arg(&qh)
@@ -271,17 +274,29 @@ pub struct Attention<'a> {
     causal: bool,
 }
 
+/// The attention computed: `batch_heads` independent heads of `seq` rows × `dim` columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem {
+    pub batch_heads: u64,
+    pub seq: u64,
+    pub dim: u64,
+    pub causal: bool,
+}
+
 impl<'a> Attention<'a> {
     pub fn prepare(
         gpu: &'a Gpu,
         implementation: AttentionImpl,
-        batch_heads: u64,
-        seq: u64,
-        dim: u64,
+        problem: Problem,
         dtype: Dtype,
-        causal: bool,
         seed: u64,
     ) -> Result<Attention<'a>, KernelError> {
+        let Problem {
+            batch_heads,
+            seq,
+            dim,
+            causal,
+        } = problem;
         check_shape(implementation, seq, dim)?;
         let elem = ElemType::of(dtype)?;
         elem.half_suffix()?;
@@ -506,7 +521,7 @@ impl PreparedKernel for Attention<'_> {
                 d.insert(
                     "kernel".into(),
                     if uses_wgmma(self.gpu) {
-                        "flash_attention_wgmma (attention.cu), FlashAttention-3's structure: 128 query rows per block of 3 warpgroups, a producer warpgroup whose one thread loads Q once and 128-key K and V tiles by TMA (128-byte swizzle) into a 2-stage mbarrier ring, two consumer warpgroups of 64 rows each (setmaxnreg 24/240) running S = Q·Kᵀ (wgmma m64n128k16 from shared memory) and O += P·V (P in registers) with f32 accumulation, online softmax with paired f16/bf16 ex2; S of tile j issued with P·V of tile j − 1 so the softmax overlaps it, and the two consumers' GEMMs ping-ponged by named barriers; 1 block per SM"
+                        "flash_attention_wgmma (attention.cu), FlashAttention-3's structure: a persistent grid (one block of 3 warpgroups per SM) over items of 128 query rows of one head, a producer warpgroup whose one thread loads Q once and 128-key K and V tiles by TMA (128-byte swizzle) into a 2-stage mbarrier ring, two consumer warpgroups of 64 rows each (setmaxnreg 24/240) running S = Q·Kᵀ (wgmma m64n128k16 from shared memory) and O += P·V (P in registers) with f32 accumulation, online softmax with paired f16/bf16 ex2; S of tile j issued with P·V of tile j − 1 so the softmax overlaps it, and the two consumers' GEMMs ping-ponged by named barriers; the next item's loads overlap the current one's last tiles and output"
                     } else {
                         "flash_attention (attention.cu): mma.sync m16n8k16 tensor cores, f32 accumulation, online softmax with paired f16/bf16 ex2, 128 query rows (4 warps × 32) × 64-key tiles, 2 blocks per SM, cp.async double buffering"
                     }

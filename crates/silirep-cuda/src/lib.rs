@@ -296,11 +296,13 @@ impl Backend for CudaBackend {
             } => Box::new(attention::Attention::prepare(
                 gpu,
                 *implementation,
-                batch * heads,
-                *seq_len,
-                *head_dim,
+                attention::Problem {
+                    batch_heads: batch * heads,
+                    seq: *seq_len,
+                    dim: *head_dim,
+                    causal: *causal,
+                },
                 *dtype,
-                *causal,
                 seed,
             )?),
             KernelSpec::Layer {

@@ -564,101 +564,138 @@ __device__ __forceinline__ void fa3_pack_p(u32 (&p)[FA3_BLOCK_N / 16][4], const 
     }
 }
 
-// mbarriers: Q full, then per stage K full, V full, K empty, V empty.
+// mbarriers: Q full and empty, then per stage K full, V full, K empty, V empty.
 #define FA3_Q_FULL 0
-#define FA3_K_FULL(st) (1 + (st))
-#define FA3_V_FULL(st) (1 + FA3_STAGES + (st))
-#define FA3_K_EMPTY(st) (1 + 2 * FA3_STAGES + (st))
-#define FA3_V_EMPTY(st) (1 + 3 * FA3_STAGES + (st))
-#define FA3_BARRIERS (1 + 4 * FA3_STAGES)
+#define FA3_Q_EMPTY 1
+#define FA3_K_FULL(st) (2 + (st))
+#define FA3_V_FULL(st) (2 + FA3_STAGES + (st))
+#define FA3_K_EMPTY(st) (2 + 2 * FA3_STAGES + (st))
+#define FA3_V_EMPTY(st) (2 + 3 * FA3_STAGES + (st))
+#define FA3_BARRIERS (2 + 4 * FA3_STAGES)
 
-// One consumer warpgroup (`cw` 0 or 1: query rows m0 + 64·cw …) over `tiles` key tiles; `o`
-// points at the head's output rows.
+// One work item: 128 query rows of one (batch, head). Items are numbered row block fastest,
+// so the blocks running at once mostly share a head's K and V in L2; causal row blocks run in
+// reverse order, the longest (most key tiles) first.
+struct Fa3Item {
+    u32 m0, batch, head, tiles;
+};
+__device__ __forceinline__ Fa3Item fa3_item(u32 item, u32 seq, u32 heads, u32 causal) {
+    const u32 blocks = seq / FA3_BLOCK_M;
+    const u32 m_block = causal ? blocks - 1 - item % blocks : item % blocks;
+    const u32 bh = item / blocks;
+    return {m_block * FA3_BLOCK_M, bh / heads, bh % heads, causal ? m_block + 1 : seq / FA3_BLOCK_N};
+}
+
+// One consumer warpgroup (`cw` 0 or 1: rows m0 + 64·cw … of each item). `kv` counts K/V tiles
+// through the ring across items, `n` the items, both as the producer counts them.
 template <bool BF16>
-__device__ __forceinline__ void fa3_consumer(u32 sq, u32 sk, u32 sv, u32 bar0, u32 m0, u32 tiles, u32 cw,
-                                             u16* __restrict__ o, u64 o_row_stride, float scale_log2, u32 causal) {
+__device__ __forceinline__ void fa3_consumer(u32 sq, u32 sk, u32 sv, u32 bar0, u32 cw, u16* __restrict__ o, u32 seq,
+                                             u32 heads, u32 items, u64 o_batch_stride, u64 o_head_stride,
+                                             u64 o_row_stride, float scale_log2, u32 causal) {
 #define BAR(i) (bar0 + 8 * (i))
     const u32 tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
     const u32 q_rows = sq + cw * 64 * 128;
-    // This thread's rows (and rows + 8) and first key column within a tile.
-    const u32 row0 = m0 + cw * 64 + warp * 16 + lane / 4, key_lane = 2 * (lane % 4);
+    const u32 key_lane = 2 * (lane % 4);
     float acc[FA_HEAD_DIM / 8][4], s[FA3_BLOCK_N / 8][4], rescale[2];
     u32 p[FA3_BLOCK_N / 16][4];
-#pragma unroll
-    for (int n = 0; n < FA_HEAD_DIM / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-    float row_max[2] = {negative_infinity(), negative_infinity()}, row_sum[2] = {0.0f, 0.0f};
 
     // Ping-pong: each GEMM issue slot is named_sync(own) … named_arrive(other's); consumer 0
-    // goes first. Both consumers have tiles + 1 slots; consumer 1 skips its last arrival, which
-    // nobody would wait for.
+    // goes first. Both consumers have tiles + 1 slots per item; consumer 1 skips its very last
+    // arrival, which nobody would wait for.
     if (cw == 1) named_arrive(1);
-    mbar_wait(BAR(FA3_Q_FULL), 0);
+    u32 kv = 0, n = 0;
+    for (u32 item = blockIdx.x; item < items; item += gridDim.x, ++n) {
+        const Fa3Item it = fa3_item(item, seq, heads, causal);
+        const u32 tiles = it.tiles, last_item = item + gridDim.x >= items;
+        // This thread's rows (and rows + 8).
+        const u32 row0 = it.m0 + cw * 64 + warp * 16 + lane / 4;
+#pragma unroll
+        for (int i = 0; i < FA_HEAD_DIM / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+        float row_max[2] = {negative_infinity(), negative_infinity()}, row_sum[2] = {0.0f, 0.0f};
 
-    mbar_wait(BAR(FA3_K_FULL(0)), 0);
-    named_sync(1 + cw);
-    fa3_qk<BF16>(s, q_rows, sk);
-    named_arrive(2 - cw);
-    wg_wait<0>();
-    fence_regs(s);
-    if (lane == 0) mbar_arrive(BAR(FA3_K_EMPTY(0)));
-    if (causal && tiles == 1) mask_future(s, key_lane, row0);
-    online_softmax_step<BF16, FA3_BLOCK_N / 8>(s, row_max, row_sum, scale_log2, rescale);
-    fa3_pack_p(p, s);
-
-    for (u32 j = 1; j < tiles; ++j) {
-        const u32 st = j % FA3_STAGES, prev = (j - 1) % FA3_STAGES;
-        mbar_wait(BAR(FA3_K_FULL(st)), (j / FA3_STAGES) & 1);
-        named_sync(1 + cw);
-        fa3_qk<BF16>(s, q_rows, sk + st * FA3_TILE_BYTES);
-        mbar_wait(BAR(FA3_V_FULL(prev)), ((j - 1) / FA3_STAGES) & 1);
-        fa3_pv<BF16>(acc, p, sv + prev * FA3_TILE_BYTES);
-        named_arrive(2 - cw);
-        // Groups complete in order: S of tile j first, while P·V of tile j − 1 may still run.
-        wg_wait<1>();
-        fence_regs(s);
-        if (lane == 0) mbar_arrive(BAR(FA3_K_EMPTY(st)));
-        if (causal && j == tiles - 1) mask_future(s, j * FA3_BLOCK_N + key_lane, row0);
+        mbar_wait(BAR(FA3_Q_FULL), n & 1);
+        {
+            const u32 st = kv % FA3_STAGES;
+            mbar_wait(BAR(FA3_K_FULL(st)), (kv / FA3_STAGES) & 1);
+            named_sync(1 + cw);
+            fa3_qk<BF16>(s, q_rows, sk + st * FA3_TILE_BYTES);
+            named_arrive(2 - cw);
+            wg_wait<0>();
+            fence_regs(s);
+            if (lane == 0) {
+                mbar_arrive(BAR(FA3_K_EMPTY(st)));
+                if (tiles == 1) mbar_arrive(BAR(FA3_Q_EMPTY));
+            }
+        }
+        if (causal && tiles == 1) mask_future(s, key_lane, row0);
         online_softmax_step<BF16, FA3_BLOCK_N / 8>(s, row_max, row_sum, scale_log2, rescale);
+        fa3_pack_p(p, s);
+
+        for (u32 j = 1; j < tiles; ++j) {
+            const u32 t = kv + j, st = t % FA3_STAGES, prev = (t - 1) % FA3_STAGES;
+            mbar_wait(BAR(FA3_K_FULL(st)), (t / FA3_STAGES) & 1);
+            named_sync(1 + cw);
+            fa3_qk<BF16>(s, q_rows, sk + st * FA3_TILE_BYTES);
+            mbar_wait(BAR(FA3_V_FULL(prev)), ((t - 1) / FA3_STAGES) & 1);
+            fa3_pv<BF16>(acc, p, sv + prev * FA3_TILE_BYTES);
+            named_arrive(2 - cw);
+            // Groups complete in order: S of tile j first, while P·V of tile j − 1 may still run.
+            wg_wait<1>();
+            fence_regs(s);
+            if (lane == 0) {
+                mbar_arrive(BAR(FA3_K_EMPTY(st)));
+                // The item's last S product is done with Q: the next item's may load.
+                if (j == tiles - 1) mbar_arrive(BAR(FA3_Q_EMPTY));
+            }
+            if (causal && j == tiles - 1) mask_future(s, j * FA3_BLOCK_N + key_lane, row0);
+            online_softmax_step<BF16, FA3_BLOCK_N / 8>(s, row_max, row_sum, scale_log2, rescale);
+            wg_wait<0>();
+            fence_regs(acc);
+            if (lane == 0) mbar_arrive(BAR(FA3_V_EMPTY(prev)));
+            rescale_rows(acc, rescale);
+            fence_regs(acc);
+            fa3_pack_p(p, s);
+        }
+
+        const u32 t = kv + tiles - 1, last = t % FA3_STAGES;
+        mbar_wait(BAR(FA3_V_FULL(last)), (t / FA3_STAGES) & 1);
+        named_sync(1 + cw);
+        fa3_pv<BF16>(acc, p, sv + last * FA3_TILE_BYTES);
+        if (cw == 0 || !last_item) named_arrive(2 - cw);
         wg_wait<0>();
         fence_regs(acc);
-        if (lane == 0) mbar_arrive(BAR(FA3_V_EMPTY(prev)));
-        rescale_rows(acc, rescale);
-        fence_regs(acc);
-        fa3_pack_p(p, s);
-    }
+        if (lane == 0) mbar_arrive(BAR(FA3_V_EMPTY(last)));
+        kv += tiles;
 
-    const u32 last = (tiles - 1) % FA3_STAGES;
-    mbar_wait(BAR(FA3_V_FULL(last)), ((tiles - 1) / FA3_STAGES) & 1);
-    named_sync(1 + cw);
-    fa3_pv<BF16>(acc, p, sv + last * FA3_TILE_BYTES);
-    if (cw == 0) named_arrive(2);
-    wg_wait<0>();
-    fence_regs(acc);
+        // The output, while the other consumer's GEMMs and the producer's next loads proceed.
+        float inv[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float total = row_sum[r];
+            total += __shfl_xor_sync(0xffffffffu, total, 1);
+            total += __shfl_xor_sync(0xffffffffu, total, 2);
+            inv[r] = 1.0f / total;
+        }
+        u16* o0 = o + it.batch * o_batch_stride + it.head * o_head_stride + (u64)row0 * o_row_stride + key_lane;
+        u16* o1 = o0 + 8 * o_row_stride;
+#pragma unroll
+        for (int i = 0; i < FA_HEAD_DIM / 8; ++i) {
+            *(u32*)(o0 + i * 8) = pack_halves<BF16>(acc[i][0] * inv[0], acc[i][1] * inv[0]);
+            *(u32*)(o1 + i * 8) = pack_halves<BF16>(acc[i][2] * inv[1], acc[i][3] * inv[1]);
+        }
+    }
 #undef BAR
-
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float total = row_sum[r];
-        total += __shfl_xor_sync(0xffffffffu, total, 1);
-        total += __shfl_xor_sync(0xffffffffu, total, 2);
-        inv[r] = 1.0f / total;
-    }
-    u16* o0 = o + (u64)row0 * o_row_stride + key_lane;
-    u16* o1 = o0 + 8 * o_row_stride;
-#pragma unroll
-    for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
-        *(u32*)(o0 + n * 8) = pack_halves<BF16>(acc[n][0] * inv[0], acc[n][1] * inv[0]);
-        *(u32*)(o1 + n * 8) = pack_halves<BF16>(acc[n][2] * inv[1], acc[n][3] * inv[1]);
-    }
 }
 
 // Q, K, V are read through tensor maps over (column, row, head, batch); O is written at
 // b·o_batch_stride + h·o_head_stride + r·o_row_stride + c. K/V head = head / kv_group.
+// Persistent: each block (one per SM) takes items blockIdx.x, + gridDim.x, …, so the producer
+// loads the next item's Q and first K/V tiles while the consumers finish the current one.
 template <bool BF16>
 __device__ void flash_forward_fa3(const TensorMap* map_q, const TensorMap* map_k, const TensorMap* map_v,
-                                  u16* __restrict__ o, u32 seq, u32 heads, u32 kv_group, u64 o_batch_stride,
-                                  u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
+                                  u16* __restrict__ o, u32 seq, u32 heads, u32 kv_group, u32 items,
+                                  u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2,
+                                  u32 causal) {
     extern __shared__ __align__(1024) u8 smem_fa3[];
     __shared__ __align__(8) u64 barriers[FA3_BARRIERS];
     const u32 sq = (shared_address(smem_fa3) + 1023) & ~1023u;
@@ -666,19 +703,16 @@ __device__ void flash_forward_fa3(const TensorMap* map_q, const TensorMap* map_k
     const u32 sv = sk + FA3_STAGES * FA3_TILE_BYTES;
     const u32 bar0 = shared_address(barriers);
 #define BAR(i) (bar0 + 8 * (i))
-    const u32 m_block = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-    const u32 batch = blockIdx.y / heads, head = blockIdx.y % heads, kv_head = head / kv_group;
-    const u32 m0 = m_block * FA3_BLOCK_M;
-    const u32 tiles = causal ? m_block + 1 : seq / FA3_BLOCK_N;
     const u32 wg = threadIdx.x / 128;
 
     if (threadIdx.x == 0) {
         mbar_init(BAR(FA3_Q_FULL), 1);
+        // Released by each of the 8 consumer warps, as are the K and V stages.
+        mbar_init(BAR(FA3_Q_EMPTY), 8);
 #pragma unroll
         for (int st = 0; st < FA3_STAGES; ++st) {
             mbar_init(BAR(FA3_K_FULL(st)), 1);
             mbar_init(BAR(FA3_V_FULL(st)), 1);
-            // Released by each of the 8 consumer warps.
             mbar_init(BAR(FA3_K_EMPTY(st)), 8);
             mbar_init(BAR(FA3_V_EMPTY(st)), 8);
         }
@@ -690,25 +724,33 @@ __device__ void flash_forward_fa3(const TensorMap* map_q, const TensorMap* map_k
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
         if (threadIdx.x == 0) {
-            tma_load_tile(sq, map_q, BAR(FA3_Q_FULL), m0, head, batch);
-            for (u32 j = 0; j < tiles; ++j) {
-                const u32 st = j % FA3_STAGES, round = j / FA3_STAGES;
-                // A stage is refilled once both consumers released its previous tile.
-                if (round > 0) mbar_wait(BAR(FA3_K_EMPTY(st)), (round - 1) & 1);
-                tma_load_tile(sk + st * FA3_TILE_BYTES, map_k, BAR(FA3_K_FULL(st)), j * FA3_BLOCK_N, kv_head, batch);
-                if (round > 0) mbar_wait(BAR(FA3_V_EMPTY(st)), (round - 1) & 1);
-                tma_load_tile(sv + st * FA3_TILE_BYTES, map_v, BAR(FA3_V_FULL(st)), j * FA3_BLOCK_N, kv_head, batch);
+            u32 kv = 0, n = 0;
+            for (u32 item = blockIdx.x; item < items; item += gridDim.x, ++n) {
+                const Fa3Item it = fa3_item(item, seq, heads, causal);
+                const u32 kv_head = it.head / kv_group;
+                // A buffer is refilled once all 8 consumer warps released its previous contents.
+                if (n > 0) mbar_wait(BAR(FA3_Q_EMPTY), (n - 1) & 1);
+                tma_load_tile(sq, map_q, BAR(FA3_Q_FULL), it.m0, it.head, it.batch);
+                for (u32 j = 0; j < it.tiles; ++j, ++kv) {
+                    const u32 st = kv % FA3_STAGES, round = kv / FA3_STAGES;
+                    if (round > 0) mbar_wait(BAR(FA3_K_EMPTY(st)), (round - 1) & 1);
+                    tma_load_tile(sk + st * FA3_TILE_BYTES, map_k, BAR(FA3_K_FULL(st)), j * FA3_BLOCK_N, kv_head,
+                                  it.batch);
+                    if (round > 0) mbar_wait(BAR(FA3_V_EMPTY(st)), (round - 1) & 1);
+                    tma_load_tile(sv + st * FA3_TILE_BYTES, map_v, BAR(FA3_V_FULL(st)), j * FA3_BLOCK_N, kv_head,
+                                  it.batch);
+                }
             }
         }
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-        fa3_consumer<BF16>(sq, sk, sv, bar0, m0, tiles, wg - 1, o + batch * o_batch_stride + head * o_head_stride,
+        fa3_consumer<BF16>(sq, sk, sv, bar0, wg - 1, o, seq, heads, items, o_batch_stride, o_head_stride,
                            o_row_stride, scale_log2, causal);
     }
 #undef BAR
 }
-#define FLASH_FA3_BODY(BF16)                                                                              \
-    flash_forward_fa3<BF16>(&map_q, &map_k, &map_v, o, seq, heads, kv_group, o_batch_stride, o_head_stride, \
+#define FLASH_FA3_BODY(BF16)                                                                                 \
+    flash_forward_fa3<BF16>(&map_q, &map_k, &map_v, o, seq, heads, kv_group, items, o_batch_stride, o_head_stride, \
                             o_row_stride, scale_log2, causal)
 #else
 #define FLASH_FA3_BODY(BF16)
@@ -719,12 +761,12 @@ __device__ void flash_forward_fa3(const TensorMap* map_q, const TensorMap* map_k
 extern "C" __global__ void __launch_bounds__(FA3_THREADS, 1)
     flash_attention_wgmma_f16(const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
                               const __grid_constant__ TensorMap map_v, u16* o, u32 seq, u32 heads, u32 kv_group,
-                              u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
+                              u32 items, u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
     FLASH_FA3_BODY(false);
 }
 extern "C" __global__ void __launch_bounds__(FA3_THREADS, 1)
     flash_attention_wgmma_bf16(const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
                                const __grid_constant__ TensorMap map_v, u16* o, u32 seq, u32 heads, u32 kv_group,
-                               u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
+                               u32 items, u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
     FLASH_FA3_BODY(true);
 }
