@@ -392,10 +392,11 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
 
 // ---------------------------------------------------------------- fused on Hopper: FlashAttention-3's structure
 
-// Warp-specialised flash attention for Hopper (sm_90a), after FlashAttention-3. A block of three
-// warpgroups computes 128 query rows of one head:
+// Warp-specialised flash attention for Hopper (sm_90a), after FlashAttention-3. A persistent grid
+// of one block per SM walks the work items, 128 query rows of one head each; a block is three
+// warpgroups:
 // - warpgroup 0 is the producer: one thread issues bulk tensor copies (TMA) of the Q tile once
-//   and of 128-key K and V tiles into a two-stage ring, each stage guarded by "full" mbarriers
+//   per item and of 128-key K and V tiles into a two-stage ring, each stage guarded by "full" mbarriers
 //   (the copy engine completes their transaction counts) and "empty" ones (the consumers
 //   release). It gives its registers away (setmaxnreg.dec) to the consumers.
 // - warpgroups 1 and 2 are consumers of 64 query rows each: S = Q·Kᵀ by wgmma m64n128k16 from
@@ -408,8 +409,8 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
 // Tiles use the 128-byte swizzle both TMA (CU_TENSOR_MAP_SWIZZLE_128B, 64-element boxes) and the
 // wgmma descriptors understand: a 128-row tile is two column halves of 64 elements (16 KiB each),
 // rows of 128 bytes, 16-byte chunk c of row r at chunk c ^ (r % 8), every half 1024-byte aligned.
-// Causal attention (key ≤ query) stops at the diagonal tile and masks inside it; blocks start in
-// reverse row order so the longest ones start first.
+// Causal attention (key ≤ query) stops at the diagonal tile and masks inside it; a head's items
+// run in reverse row order so the longest ones start first.
 #define FA3_BLOCK_M 128
 #define FA3_BLOCK_N 128
 #define FA3_THREADS 384
