@@ -87,6 +87,10 @@ pub struct MeasureArgs {
     /// is an error.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<String>,
+    /// Attention with the causal mask (query i attends to keys 0..=i), counted as half the
+    /// FLOPs of the full product; other kernels are unaffected.
+    #[arg(long)]
+    pub causal: bool,
     /// auto (cuda, else metal, else cpu), cpu, cuda (NVIDIA) or metal (Apple).
     #[arg(
         long,

@@ -5,7 +5,7 @@ warm-up), so docs/PERFORMANCE.md can put the two side by side.
 
 Work is counted with silirep's formulas (silirep-core/src/kernels.rs): GEMM 2·m·n·k FLOPs;
 copy moves 2·N bytes (read + write), a sum reads N bytes, a fill writes N bytes; attention
-4·b·h·s²·d FLOPs.
+4·b·h·s²·d FLOPs (causal: half that).
 
 Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json] [--only gemm,bandwidth,...]
        [--gemm-sizes 4096,8192] [--bandwidth-gib 1,2] [--warmup-time SECONDS]
@@ -158,6 +158,13 @@ def main():
             row(f"attention_naive_{name}", f"seq={seq}", ms, flops=flops)
             ms = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), reps=30)
             row(f"attention_sdpa_{name}", f"seq={seq}", ms, flops=flops)
+            # Causal, counted as half the FLOPs (FlashAttention's convention, as silirep counts
+            # `--causal` attention).
+            ms = time_ms(
+                lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+                reps=30,
+            )
+            row(f"attention_sdpa_causal_{name}", f"seq={seq}", ms, flops=flops / 2)
             del q, k, v, qs, kt
 
     # Mistral-7B-shaped layer backward, bf16, seq 512 (silirep's `layer_backward` row): the same

@@ -17,7 +17,9 @@ pub fn size_label(spec: &KernelSpec) -> String {
         KernelSpec::Bandwidth { array_bytes, .. } => {
             format!("{} per array", bytes_text(*array_bytes as f64))
         }
-        KernelSpec::Attention { seq_len, .. } => format!("seq {seq_len}"),
+        KernelSpec::Attention {
+            seq_len, causal, ..
+        } => format!("seq {seq_len}{}", if *causal { " causal" } else { "" }),
         KernelSpec::Layer { batch, seq_len, .. } => format!("batch {batch} × seq {seq_len}"),
         KernelSpec::Decode {
             batch,
@@ -417,6 +419,17 @@ mod tests {
         assert_eq!(size_label(&triad(256 << 20)), "256 MiB per array");
         assert_eq!(size_label(&triad(1_000_000_000)), "1.00 GB per array");
         assert_eq!(size_label(&decode()), "batch 1, 1 of 32 layers");
+        let attention = |causal| KernelSpec::Attention {
+            implementation: silirep_core::AttentionImpl::Fused,
+            batch: 1,
+            heads: 32,
+            seq_len: 4096,
+            head_dim: 128,
+            dtype: Dtype::Bf16,
+            causal,
+        };
+        assert_eq!(size_label(&attention(false)), "seq 4096");
+        assert_eq!(size_label(&attention(true)), "seq 4096 causal");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     // Everything the user typed is checked before a backend is opened or anything is
     // allocated or written.
     let target_ci = options::check(args)?;
-    let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?;
+    let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?
+        .with_causal(args.causal);
     let suite = match args.suite {
         crate::cli::SuiteArg::Quick => Suite::Quick,
         crate::cli::SuiteArg::Standard => Suite::Standard,

@@ -24,6 +24,7 @@ pub struct Selection {
     kernels: Vec<String>,
     dtypes: Vec<Dtype>,
     sizes: Vec<SizeArg>,
+    causal: bool,
 }
 
 impl Selection {
@@ -57,7 +58,13 @@ impl Selection {
             kernels,
             dtypes,
             sizes,
+            causal: false,
         })
+    }
+
+    /// `--causal`: the selected attention configurations run with the causal mask.
+    pub fn with_causal(self, causal: bool) -> Selection {
+        Selection { causal, ..self }
     }
 
     /// Whether `--sizes` was given (those configurations are the user's, not the suite's).
@@ -88,6 +95,28 @@ impl Selection {
     /// kernels or a selected kernel gets no size, so no size is silently ignored or
     /// reinterpreted.
     pub fn apply(&self, suite: &[KernelSpec]) -> Result<Vec<KernelSpec>> {
+        let specs = self.apply_filters(suite)?;
+        if !self.causal {
+            return Ok(specs);
+        }
+        if !specs
+            .iter()
+            .any(|s| matches!(s, KernelSpec::Attention { .. }))
+        {
+            bail!(
+                "--causal applies to attention, and the selection has no attention configuration; \
+                 add attention to --kernels"
+            );
+        }
+        Ok(dedup(specs.into_iter().map(|mut spec| {
+            if let KernelSpec::Attention { causal, .. } = &mut spec {
+                *causal = true;
+            }
+            spec
+        })))
+    }
+
+    fn apply_filters(&self, suite: &[KernelSpec]) -> Result<Vec<KernelSpec>> {
         let matched: Vec<&KernelSpec> = suite
             .iter()
             .filter(|spec| self.kernel_matches(spec) && self.dtype_matches(spec))
@@ -274,6 +303,9 @@ impl Selection {
         if !self.sizes.is_empty() {
             map.insert("sizes".into(), self.sizes_text());
         }
+        if self.causal {
+            map.insert("causal".into(), "true".into());
+        }
         map
     }
 }
@@ -398,6 +430,52 @@ mod tests {
                 dtype: Dtype::F64,
             },
         ]
+    }
+
+    #[test]
+    fn causal_marks_attention_only_and_needs_some() {
+        let attention = KernelSpec::Attention {
+            implementation: silirep_core::AttentionImpl::Fused,
+            batch: 1,
+            heads: 32,
+            seq_len: 1024,
+            head_dim: 128,
+            dtype: Dtype::F16,
+            causal: false,
+        };
+        let mut with_attention = suite();
+        with_attention.push(attention.clone());
+        let s = Selection::parse(&[], &[], &strings(&["2048"]))
+            .unwrap()
+            .with_causal(true);
+        let specs = s
+            .apply(
+                &with_attention[..2]
+                    .iter()
+                    .chain([&attention])
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_eq!(specs.len(), 3);
+        assert!(specs.iter().all(|spec| match spec {
+            KernelSpec::Attention {
+                causal, seq_len, ..
+            } => *causal && *seq_len == 2048,
+            _ => true,
+        }));
+        assert_eq!(
+            s.as_record().get("causal").map(String::as_str),
+            Some("true")
+        );
+        let gemm_only = Selection::parse(&strings(&["gemm"]), &[], &[])
+            .unwrap()
+            .with_causal(true);
+        let err = gemm_only.apply(&with_attention).unwrap_err().to_string();
+        assert!(err.contains("--causal applies to attention"), "{err}");
+        // Without the flag nothing changes.
+        let plain = Selection::parse(&strings(&["attention"]), &[], &[]).unwrap();
+        assert_eq!(plain.apply(&with_attention).unwrap(), vec![attention]);
     }
 
     fn strings(v: &[&str]) -> Vec<String> {

@@ -426,7 +426,7 @@ pub enum KernelSpec {
         array_bytes: u64,
         dtype: Dtype,
     },
-    /// Scaled dot-product attention, non-causal.
+    /// Scaled dot-product attention; with `causal`, query i attends to keys 0..=i only.
     Attention {
         implementation: AttentionImpl,
         batch: u64,
@@ -434,6 +434,10 @@ pub enum KernelSpec {
         seq_len: u64,
         head_dim: u64,
         dtype: Dtype,
+        /// Absent (false) in files from before the option, and left out when false, so that
+        /// those files load and re-serialise unchanged.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        causal: bool,
     },
     /// One transformer decoder layer (or one block of it) over `batch × seq_len` tokens.
     Layer {
@@ -774,6 +778,7 @@ impl KernelSpec {
                 seq_len,
                 head_dim,
                 dtype,
+                ..
             } => {
                 let es = dtype.size_bytes();
                 let qkvo = 4.0 * f(*batch) * f(*heads) * f(*seq_len) * f(*head_dim) * es;
@@ -887,8 +892,12 @@ impl KernelSpec {
                 heads,
                 seq_len,
                 head_dim,
+                causal,
                 ..
-            } => format!("batch={batch} heads={heads} seq_len={seq_len} head_dim={head_dim}"),
+            } => format!(
+                "batch={batch} heads={heads} seq_len={seq_len} head_dim={head_dim}{}",
+                if *causal { " causal" } else { "" }
+            ),
             KernelSpec::Layer {
                 batch,
                 seq_len,
@@ -961,8 +970,14 @@ impl KernelSpec {
                 heads,
                 seq_len,
                 head_dim,
+                causal,
                 ..
-            } => attention_flops(*batch, *heads, *seq_len, *head_dim),
+            } => {
+                let full = attention_flops(*batch, *heads, *seq_len, *head_dim);
+                // FlashAttention's convention: causal attention counts half the full product
+                // (the masked half is not work, whether or not a kernel skips it).
+                if *causal { full / 2.0 } else { full }
+            }
             KernelSpec::Layer {
                 pass,
                 part,
@@ -1039,6 +1054,7 @@ impl KernelSpec {
                 seq_len,
                 head_dim,
                 dtype,
+                ..
             } => {
                 let es = dtype.size_bytes();
                 let qkvo = 4.0 * (batch * heads * seq_len * head_dim) as f64 * es;
@@ -1311,12 +1327,47 @@ mod tests {
             seq_len: 512,
             head_dim: 128,
             dtype: Dtype::F16,
+            causal: false,
         };
         // 4·1·32·512²·128, the count mac-ml-benchmark's published TFLOP/s imply.
         assert_eq!(spec(AttentionImpl::Fused).flops(), Some(4294967296.0));
         let fused = spec(AttentionImpl::Fused).bytes().unwrap();
         let naive = spec(AttentionImpl::Naive).bytes().unwrap();
         assert_eq!(naive - fused, 4.0 * 32.0 * 512.0 * 512.0 * 2.0);
+    }
+
+    #[test]
+    fn causal_attention_counts_half_and_serialises_only_when_set() {
+        let spec = |causal| KernelSpec::Attention {
+            implementation: AttentionImpl::Fused,
+            batch: 1,
+            heads: 32,
+            seq_len: 4096,
+            head_dim: 128,
+            dtype: Dtype::Bf16,
+            causal,
+        };
+        assert_eq!(
+            spec(true).flops().unwrap() * 2.0,
+            spec(false).flops().unwrap()
+        );
+        assert_eq!(spec(true).bytes(), spec(false).bytes());
+        assert!(spec(true).params_label().ends_with("head_dim=128 causal"));
+        assert!(spec(false).params_label().ends_with("head_dim=128"));
+        // Files written before the option (no `causal` key) load as non-causal and
+        // re-serialise without the key; a causal spec keeps it.
+        let plain = serde_json::to_string(&spec(false)).unwrap();
+        assert!(!plain.contains("causal"));
+        let old = r#"{"kernel":"attention","params":{"implementation":"fused","batch":1,"heads":32,"seq_len":4096,"head_dim":128,"dtype":"bf16"}}"#;
+        let loaded: KernelSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(loaded, spec(false));
+        assert_eq!(serde_json::to_string(&loaded).unwrap(), old);
+        let causal = serde_json::to_string(&spec(true)).unwrap();
+        assert!(causal.contains(r#""causal":true"#));
+        assert_eq!(
+            serde_json::from_str::<KernelSpec>(&causal).unwrap(),
+            spec(true)
+        );
     }
 
     #[test]
@@ -1557,6 +1608,7 @@ mod tests {
             seq_len: 8,
             head_dim: 4,
             dtype: Dtype::F32,
+            causal: false,
         };
         // Q, K, V, O (4·2·8·4 floats) and one 2×8×8 score matrix.
         assert_eq!(naive.footprint_bytes(), Some((4.0 * 64.0 + 128.0) * 4.0));

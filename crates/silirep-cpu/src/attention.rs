@@ -1,4 +1,5 @@
-//! Scaled dot-product attention, f32, non-causal, layout [batch·heads, seq, head_dim].
+//! Scaled dot-product attention, f32, non-causal (causal configurations are refused in lib.rs),
+//! layout [batch·heads, seq, head_dim].
 //!
 //! Naive: S = Q·Kᵀ materialised per head (GEMM), row softmax, O = P·V (GEMM).
 //! Fused: blocks of query rows walk blocks of keys with an online softmax (running max and

@@ -123,8 +123,15 @@ impl Backend for CpuBackend {
                 seq_len,
                 head_dim,
                 dtype,
+                causal,
             } => {
                 f32_only(dtype, "attention")?;
+                if *causal {
+                    return Err(KernelError::Unsupported(
+                        "causal attention is not implemented on the CPU backend (the CUDA backend measures it)"
+                            .into(),
+                    ));
+                }
                 Box::new(attention::Attention::prepare(
                     *implementation,
                     batch * heads,

@@ -95,6 +95,7 @@ pub(crate) fn configurations(
                 seq_len,
                 head_dim: 128,
                 dtype: Dtype::F32,
+                causal: false,
             });
         }
     }

@@ -1,9 +1,11 @@
-//! Scaled dot-product attention, non-causal, f16/bf16, layout `[batch·heads, seq, head_dim]`.
+//! Scaled dot-product attention, f16/bf16, layout `[batch·heads, seq, head_dim]`, optionally
+//! causal (query i attends to keys 0..=i).
 //!
 //! Naive: `S = Q·Kᵀ/√d` (one strided-batched cuBLASLt GEMM, S materialised in the input
-//! dtype), a row softmax kernel in place, `O = P·V` (a second batched GEMM) — the sequence a
-//! framework runs without a fused kernel. Fused: the flash-attention kernels in attention.cu,
-//! which never write S — on Hopper (compute capability 9.0) the wgmma kernel, elsewhere the
+//! dtype), a row softmax kernel in place (which applies the causal mask), `O = P·V` (a second
+//! batched GEMM) — the sequence a framework runs without a fused kernel. Fused: the
+//! flash-attention kernels in attention.cu, which never write S — on Hopper (compute
+//! capability 9.0) the warp-specialised wgmma kernel fed by tensor copies (TMA), elsewhere the
 //! mma.sync one. `SILIREP_CUDA_FLASH=mma` makes a Hopper GPU run the mma.sync kernel too, so
 //! the portable kernel can be verified and timed on the machine at hand.
 //!
@@ -13,7 +15,11 @@
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
 use crate::host::{ElemType, Rng, dot};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::sys::{
+    CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave,
+    CUtensorMapL2promotion, CUtensorMapSwizzle, cuTensorMapEncodeTiled,
+};
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
 use silirep_core::{AttentionImpl, Dtype, KernelError, PreparedKernel};
@@ -24,6 +30,8 @@ pub const FLASH_BLOCK_M: u64 = 128;
 pub const FLASH_HEAD_DIM: u64 = 128;
 /// Threads per fused block: 4 warps of 32 query rows (`FA_THREADS` in attention.cu).
 pub const FLASH_THREADS: u32 = 128;
+/// Threads per Hopper block: a producer and two consumer warpgroups (`FA3_THREADS`).
+pub const FLASH_WGMMA_THREADS: u32 = 384;
 const SOFTMAX_MAX_COLS: u64 = 8192;
 
 /// Why a shape cannot run, before anything is allocated.
@@ -64,6 +72,74 @@ pub struct FlashLayout {
     pub batches: u32,
     pub q_strides: (u64, u64, u64),
     pub kv_strides: (u64, u64, u64),
+    /// Query i attends to keys 0..=i only.
+    pub causal: bool,
+}
+
+/// A tensor-copy descriptor (`TensorMap` in attention.cu), a kernel argument by value.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TensorMap(CUtensorMap);
+// SAFETY: 128 plain bytes with the kernel parameter's size and (at least its) alignment.
+unsafe impl DeviceRepr for TensorMap {}
+
+/// Rows of Q, K or V for the Hopper kernel's tensor copies: FLASH_HEAD_DIM 16-bit columns ×
+/// `rows` × `heads` × `batches` at `base`, strides (batch, head, row) in elements; boxes of 64
+/// columns (128 bytes, the swizzle's span) × FLASH_BLOCK_M rows, swizzled as wgmma reads them.
+fn tensor_map(
+    elem: ElemType,
+    base: u64,
+    (rows, heads, batches): (u32, u32, u32),
+    (batch_stride, head_stride, row_stride): (u64, u64, u64),
+) -> Result<TensorMap, KernelError> {
+    let bytes = elem.size_bytes() as u64;
+    // A dimension of extent 1 is never stepped along; its stride (0 for a single batch) only
+    // has to be one the encoder accepts.
+    let stride = |elements: u64, extent: u32| if extent == 1 { 16 } else { elements * bytes };
+    let strides = [
+        row_stride * bytes,
+        stride(head_stride, heads),
+        stride(batch_stride, batches),
+    ];
+    if !base.is_multiple_of(16)
+        || strides
+            .iter()
+            .any(|s| !s.is_multiple_of(16) || *s >= 1 << 40)
+    {
+        return Err(KernelError::Unsupported(format!(
+            "the Hopper attention kernel's tensor copies need 16-byte-aligned rows (base {base:#x}, strides {strides:?} bytes)"
+        )));
+    }
+    let dims = [FLASH_HEAD_DIM, rows as u64, heads as u64, batches as u64];
+    let boxes = [64, FLASH_BLOCK_M as u32, 1, 1];
+    let element_strides = [1u32; 4];
+    let data_type = if elem == ElemType::Bf16 {
+        CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+    } else {
+        CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+    };
+    let mut map = std::mem::MaybeUninit::<CUtensorMap>::uninit();
+    // SAFETY: rank 4 with 4 dims, boxes and element strides and 3 strides; the driver writes
+    // `map` (host memory only, nothing is enqueued).
+    unsafe {
+        cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            data_type,
+            4,
+            base as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            element_strides.as_ptr(),
+            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()
+        .map_err(driver_error)?;
+        Ok(TensorMap(map.assume_init()))
+    }
 }
 
 /// Whether the fused kernel is the Hopper wgmma one (see the module comment).
@@ -88,22 +164,68 @@ pub fn launch_flash(
         if wgmma { "wgmma_" } else { "" },
         elem.half_suffix()?
     ))?;
-    let cfg = LaunchConfig {
-        grid_dim: (
-            layout.seq / FLASH_BLOCK_M as u32,
-            layout.batches * layout.heads,
-            1,
-        ),
-        block_dim: (FLASH_THREADS, 1, 1),
-        shared_mem_bytes: if wgmma {
-            crate::sources::FLASH_WGMMA_SMEM_BYTES
-        } else {
-            crate::sources::FLASH_SMEM_BYTES
-        },
-    };
+    let grid_dim = (
+        layout.seq / FLASH_BLOCK_M as u32,
+        layout.batches * layout.heads,
+        1,
+    );
     let scale_log2 = std::f32::consts::LOG2_E / (FLASH_HEAD_DIM as f32).sqrt();
+    let causal = layout.causal as u32;
     let (qb, qh, qr) = layout.q_strides;
     let (kb, kh, kr) = layout.kv_strides;
+    if wgmma {
+        let kv_heads = layout.heads / layout.kv_group;
+        let map_q = tensor_map(
+            elem,
+            q,
+            (layout.seq, layout.heads, layout.batches),
+            layout.q_strides,
+        )?;
+        let map_k = tensor_map(
+            elem,
+            k,
+            (layout.seq, kv_heads, layout.batches),
+            layout.kv_strides,
+        )?;
+        let map_v = tensor_map(
+            elem,
+            v,
+            (layout.seq, kv_heads, layout.batches),
+            layout.kv_strides,
+        )?;
+        // Persistent: one block per SM walks the (row block, batch, head) items.
+        let items = grid_dim.0 * grid_dim.1;
+        let cfg = LaunchConfig {
+            grid_dim: (items.min(gpu.info.sm_count.max(1)), 1, 1),
+            block_dim: (FLASH_WGMMA_THREADS, 1, 1),
+            shared_mem_bytes: crate::sources::FLASH_WGMMA_SMEM_BYTES,
+        };
+        let mut launch = gpu.stream.launch_builder(f);
+        launch
+            .arg(&map_q)
+            .arg(&map_k)
+            .arg(&map_v)
+            .arg(&o)
+            .arg(&layout.seq)
+            .arg(&layout.heads)
+            .arg(&layout.kv_group)
+            .arg(&items);
+        launch
+            .arg(&qb)
+            .arg(&qh)
+            .arg(&qr)
+            .arg(&scale_log2)
+            .arg(&causal);
+        // SAFETY: the argument list matches flash_attention_wgmma_* in attention.cu (O has Q's
+        // strides), and the tensor maps cover exactly the rows the layout describes.
+        unsafe { launch.launch(cfg) }.map_err(driver_error)?;
+        return Ok(());
+    }
+    let cfg = LaunchConfig {
+        grid_dim,
+        block_dim: (FLASH_THREADS, 1, 1),
+        shared_mem_bytes: crate::sources::FLASH_SMEM_BYTES,
+    };
     let mut launch = gpu.stream.launch_builder(f);
     launch
         .arg(&q)
@@ -120,7 +242,8 @@ pub fn launch_flash(
         .arg(&kb)
         .arg(&kh)
         .arg(&kr)
-        .arg(&scale_log2);
+        .arg(&scale_log2)
+        .arg(&causal);
     // SAFETY: the argument list matches flash_attention_* in attention.cu, and the buffers
     // hold every row the strides reach.
     unsafe { launch.launch(cfg) }.map_err(driver_error)?;
@@ -148,18 +271,32 @@ pub struct Attention<'a> {
     o: Buffer,
     naive: Option<Naive>,
     group: u32,
+    causal: bool,
+}
+
+/// The attention computed: `batch_heads` independent heads of `seq` rows × `dim` columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem {
+    pub batch_heads: u64,
+    pub seq: u64,
+    pub dim: u64,
+    pub causal: bool,
 }
 
 impl<'a> Attention<'a> {
     pub fn prepare(
         gpu: &'a Gpu,
         implementation: AttentionImpl,
-        batch_heads: u64,
-        seq: u64,
-        dim: u64,
+        problem: Problem,
         dtype: Dtype,
         seed: u64,
     ) -> Result<Attention<'a>, KernelError> {
+        let Problem {
+            batch_heads,
+            seq,
+            dim,
+            causal,
+        } = problem;
         check_shape(implementation, seq, dim)?;
         let elem = ElemType::of(dtype)?;
         elem.half_suffix()?;
@@ -193,6 +330,7 @@ impl<'a> Attention<'a> {
             o,
             naive: None,
             group: 1,
+            causal,
         };
         if implementation == AttentionImpl::Naive {
             kernel.naive = Some(kernel.build_naive()?);
@@ -243,8 +381,9 @@ impl<'a> Attention<'a> {
             shared_mem_bytes: 0,
         };
         let cols = self.seq as u32;
+        let causal = self.causal as u32;
         let mut launch = self.gpu.stream.launch_builder(f);
-        launch.arg(&naive.scores.ptr).arg(&cols);
+        launch.arg(&naive.scores.ptr).arg(&cols).arg(&causal);
         // SAFETY: one block per row of the [heads·seq × seq] score matrix.
         unsafe { launch.launch(cfg) }.map_err(driver_error)?;
         naive.pv.run(naive.scores.ptr, self.v.ptr, out)
@@ -259,6 +398,7 @@ impl<'a> Attention<'a> {
             batches: 1,
             q_strides: (0, s * d, d),
             kv_strides: (0, s * d, d),
+            causal: self.causal,
         }
     }
 
@@ -279,8 +419,10 @@ impl<'a> Attention<'a> {
 
     /// f64 attention for row `row` of head `head`, from the device's (rounded) inputs.
     fn reference_row(&self, head: usize, row: usize) -> Result<Vec<f64>, KernelError> {
-        let (s, d) = (self.seq as usize, self.dim as usize);
-        let base = head * s * d;
+        let (seq, d) = (self.seq as usize, self.dim as usize);
+        // Causal: the keys up to the row itself.
+        let s = if self.causal { row + 1 } else { seq };
+        let base = head * seq * d;
         let q = self
             .gpu
             .download(self.q.ptr, self.elem, base + row * d, d)?;
@@ -319,13 +461,25 @@ impl PreparedKernel for Attention<'_> {
         let (mut actual, mut expected) = (Vec::new(), Vec::new());
         // Sampled rows against the f64 reference.
         let mut rng = Rng::new(0xa77);
-        for _ in 0..4 {
-            let (head, row) = (rng.index(self.heads as usize), rng.index(s));
+        let mut rows: Vec<(usize, usize)> = (0..4)
+            .map(|_| (rng.index(self.heads as usize), rng.index(s)))
+            .collect();
+        if self.causal {
+            // The mask's edges: the first row (key 0 alone), the last row of the first
+            // 128-row block and the first of the next (a tile boundary for every kernel).
+            let head = rng.index(self.heads as usize);
+            rows.extend([0, 127, 128].map(|row| (head, row.min(s - 1))));
+        }
+        for &(head, row) in &rows {
             let reference = self.reference_row(head, row)?;
             actual.extend_from_slice(&output[(head * s + row) * d..][..d]);
             expected.extend(reference);
         }
-        let mut method = "4 sampled rows vs an f64 host reference".to_string();
+        let mut method = format!(
+            "{} sampled rows vs an f64 host reference{}",
+            rows.len(),
+            if self.causal { " (causal)" } else { "" }
+        );
         if self.implementation == AttentionImpl::Fused {
             // Every entry against the naive path on the same inputs.
             let naive = self.build_naive()?;
@@ -338,9 +492,10 @@ impl PreparedKernel for Attention<'_> {
             expected.extend(naive_out);
             method.push_str(", and every entry vs the naive (cuBLASLt + softmax) path");
         }
-        // Outputs are weighted averages of values in ±1 (magnitude ~0.1): an absolute bound of
-        // a few units of the storage precision, room for the naive path's rounding of S and P
-        // to 16 bits, yet far below what a wrong kernel (or an all-zero output) would give.
+        // Outputs are weighted averages of values in ±1 (magnitude ~0.1; up to 1 in causal
+        // attention's first rows, which average few values): an absolute bound of a few units
+        // of the storage precision, room for the naive path's rounding of S and P to 16 bits,
+        // yet far below what a wrong kernel (or an all-zero output) would give.
         let tolerance = 4.0 * self.elem.unit_roundoff();
         Ok(compare_outputs(&actual, &expected, tolerance, &method))
     }
@@ -366,13 +521,23 @@ impl PreparedKernel for Attention<'_> {
                 d.insert(
                     "kernel".into(),
                     if uses_wgmma(self.gpu) {
-                        "flash_attention_wgmma (attention.cu): Hopper wgmma (S = Q·Kᵀ from shared-memory descriptors, O += P·V with P in registers), f32 accumulation, online softmax with paired f16/bf16 ex2, one warpgroup per 128 query rows (two m64 tiles, the softmax of one overlapping the other's MMAs) × 64-key tiles, 2 blocks per SM, cp.async double buffering into 128-byte-swizzled tiles"
+                        "flash_attention_wgmma (attention.cu), FlashAttention-3's structure: a persistent grid (one block of 3 warpgroups per SM) over items of 128 query rows of one head, a producer warpgroup whose one thread loads Q once and 128-key K and V tiles by TMA (128-byte swizzle) into a 2-stage mbarrier ring, two consumer warpgroups of 64 rows each (setmaxnreg 24/240) running S = Q·Kᵀ (wgmma m64n128k16 from shared memory) and O += P·V (P in registers) with f32 accumulation, online softmax with paired f16/bf16 ex2; S of tile j issued with P·V of tile j − 1 so the softmax overlaps it, and the two consumers' GEMMs ping-ponged by named barriers; the next item's loads overlap the current one's last tiles and output"
                     } else {
                         "flash_attention (attention.cu): mma.sync m16n8k16 tensor cores, f32 accumulation, online softmax with paired f16/bf16 ex2, 128 query rows (4 warps × 32) × 64-key tiles, 2 blocks per SM, cp.async double buffering"
                     }
                     .into(),
                 );
             }
+        }
+        if self.causal {
+            d.insert(
+                "mask".into(),
+                if self.naive.is_some() {
+                    "causal: applied in the softmax; both GEMMs compute the full product".into()
+                } else {
+                    "causal: key tiles past the diagonal skipped, the diagonal tile masked".into()
+                },
+            );
         }
         d.extend(crate::device::grouped_timing_detail(self.group, "runs"));
         d

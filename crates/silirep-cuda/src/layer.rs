@@ -269,6 +269,7 @@ impl<'a> Stack<'a> {
                 batches: self.batch as u32,
                 q_strides: (self.seq * qd, self.shape.head_dim, qd),
                 kv_strides: (self.seq * kvd, self.shape.head_dim, kvd),
+                causal: false,
             };
             launch_flash(
                 self.gpu, self.elem, &layout, a.q.ptr, a.k.ptr, a.v.ptr, a.attn.ptr,

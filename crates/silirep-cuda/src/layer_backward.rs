@@ -355,7 +355,9 @@ impl<'a> LayerBackward<'a> {
             ..rows
         };
         let mut launch = gpu.stream.launch_builder(self.kernel("softmax_rows")?);
-        launch.arg(&hb.p.ptr).arg(&cols);
+        // The layer's attention is non-causal.
+        let causal = 0u32;
+        launch.arg(&hb.p.ptr).arg(&cols).arg(&causal);
         // SAFETY: one block per row of the [heads·tokens × tokens] score matrix.
         unsafe { launch.launch(softmax_cfg) }.map_err(driver_error)?;
         p.d_v.run(hb.p.ptr, hb.d_out.ptr, hb.d_v.ptr)?;

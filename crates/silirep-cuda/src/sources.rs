@@ -94,8 +94,9 @@ pub const INTERCONNECT_FILE: &str = "interconnect.cu";
 
 /// Dynamic shared memory of the fused attention kernel (`FA_SMEM_BYTES` in attention.cu).
 pub const FLASH_SMEM_BYTES: u32 = 128 * 256 + 4 * 64 * 256;
-/// The wgmma kernel's: the same tiles plus up to 1 KiB to align them to 1024 bytes.
-pub const FLASH_WGMMA_SMEM_BYTES: u32 = FLASH_SMEM_BYTES + 1024;
+/// The Hopper kernel's (`FA3_SMEM_BYTES`): a 128-row Q tile and two stages of 128-row K and V
+/// tiles (32 KiB each), plus up to 1 KiB to align them to 1024 bytes.
+pub const FLASH_WGMMA_SMEM_BYTES: u32 = 5 * 128 * 256 + 1024;
 
 /// The full text NVRTC compiles for `source`.
 pub fn compilation_unit(source: &Source) -> String {
@@ -179,6 +180,16 @@ mod tests {
             crate::attention::FLASH_THREADS
         )));
         // Two blocks per SM (`__launch_bounds__(FA_THREADS, 2)`) must fit in an H100's 227 KiB.
-        const { assert!(2 * (FLASH_WGMMA_SMEM_BYTES + 1024) <= 227 * 1024) };
+        const { assert!(2 * (FLASH_SMEM_BYTES + 1024) <= 227 * 1024) };
+        // The Hopper kernel: one block per SM, its barriers in 1 KiB of static shared memory.
+        assert!(text.contains("#define FA3_STAGES 2") && text.contains("#define FA3_BLOCK_N 128"));
+        assert!(
+            text.contains("#define FA3_SMEM_BYTES (FA3_TILE_BYTES * (1 + 2 * FA3_STAGES) + 1024)")
+        );
+        assert!(text.contains(&format!(
+            "#define FA3_THREADS {}",
+            crate::attention::FLASH_WGMMA_THREADS
+        )));
+        const { assert!(FLASH_WGMMA_SMEM_BYTES + 1024 <= 227 * 1024) };
     }
 }

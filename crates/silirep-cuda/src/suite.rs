@@ -95,6 +95,7 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
                     seq_len,
                     head_dim: 128,
                     dtype,
+                    causal: false,
                 });
             }
         }
@@ -328,6 +329,7 @@ mod tests {
             seq_len: 4096,
             head_dim: 128,
             dtype: Dtype::F16,
+            causal: false,
         };
         assert!(standard.contains(&fused));
         assert_eq!(fused.flops(), Some(4.0 * 32.0 * 4096f64.powi(2) * 128.0));

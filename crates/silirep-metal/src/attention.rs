@@ -1,6 +1,7 @@
-//! Scaled dot-product attention, non-causal, two ways: naive (MPS GEMM for Q·Kᵀ, a softmax
-//! kernel over the materialised scores, MPS GEMM for P·V) and fused (one `.metal` kernel
-//! that never writes the scores). The fused kernel is also the layer's attention.
+//! Scaled dot-product attention, non-causal (backend.rs refuses causal configurations), two
+//! ways: naive (MPS GEMM for Q·Kᵀ, a softmax kernel over the materialised scores, MPS GEMM for
+//! P·V) and fused (one `.metal` kernel that never writes the scores). The fused kernel is also
+//! the layer's attention.
 
 use super::gpu::{Buffer, Gpu, Storage};
 use super::mps::{GemmOptions, MatrixView};

@@ -214,18 +214,27 @@ fn prepare_spec<'a>(
             seq_len,
             head_dim,
             dtype,
-        } => attention::prepare(
-            gpu,
-            implementation,
-            attention::Shape {
-                batch,
-                heads,
-                seq_len,
-                head_dim,
-            },
-            dtype,
-            seed,
-        ),
+            causal,
+        } => {
+            if causal {
+                return Err(KernelError::Unsupported(
+                    "causal attention is not implemented on the Metal backend (the CUDA backend measures it)"
+                        .into(),
+                ));
+            }
+            attention::prepare(
+                gpu,
+                implementation,
+                attention::Shape {
+                    batch,
+                    heads,
+                    seq_len,
+                    head_dim,
+                },
+                dtype,
+                seed,
+            )
+        }
         KernelSpec::Layer {
             pass,
             part,

@@ -147,6 +147,7 @@ fn attention(suite: Suite) -> Vec<KernelSpec> {
                 seq_len,
                 head_dim: 128,
                 dtype: Dtype::F16,
+                causal: false,
             });
         }
     }

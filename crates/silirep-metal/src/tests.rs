@@ -67,6 +67,7 @@ fn every_kernel_family_verifies_at_small_sizes() {
                 seq_len: 200,
                 head_dim: 64,
                 dtype,
+                causal: false,
             });
         }
         for pass in [Pass::Forward, Pass::Backward] {

@@ -179,6 +179,7 @@ pub(super) fn benchmark_spec(
             seq_len: required("seq_len")?,
             head_dim: required("head_dim")?,
             dtype: dtype_at(&item.get("dtype")?)?,
+            causal: false,
         },
         "transformer_block" => {
             let hidden = extra_u64("hidden_size")?.unwrap_or(LAYER_SHAPE.hidden);

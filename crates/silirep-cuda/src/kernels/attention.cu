@@ -11,11 +11,13 @@
 // In place over rows of `cols` 16-bit scores (already scaled by 1/√d in the QKᵀ GEMM). Each
 // row stays in registers between the max, sum and normalise passes: one read, one write.
 // The launch sizes the block to the row (cols/32 threads, at least one warp), so every
-// thread holds a full 32 values and short rows do not leave most of a block idle.
-template <bool BF16> __device__ void softmax_rows(u16* scores, u32 cols) {
+// thread holds a full 32 values and short rows do not leave most of a block idle. With
+// `causal`, row r of each head's square score matrix keeps columns 0..=r (the rest become 0).
+template <bool BF16> __device__ void softmax_rows(u16* scores, u32 cols, u32 causal) {
     __shared__ float scratch[32];
     uint4* row = (uint4*)(scores + (u64)blockIdx.x * cols);
     const u32 chunks = cols / 8;
+    const u32 last = causal ? blockIdx.x % cols : cols - 1;
     float v[SOFTMAX_MAX_CHUNKS][8];
     float m = negative_infinity();
 #pragma unroll
@@ -30,7 +32,10 @@ template <bool BF16> __device__ void softmax_rows(u16* scores, u32 cols) {
                 v[c][2 * e + 1] = half_to_f32<BF16>((u16)(w[e] >> 16));
             }
 #pragma unroll
-            for (int e = 0; e < 8; ++e) m = fmaxf(m, v[c][e]);
+            for (int e = 0; e < 8; ++e) {
+                if (idx * 8 + e > last) v[c][e] = negative_infinity();
+                m = fmaxf(m, v[c][e]);
+            }
         }
     }
     m = block_max(m, scratch);
@@ -60,11 +65,11 @@ template <bool BF16> __device__ void softmax_rows(u16* scores, u32 cols) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SOFTMAX_MAX_THREADS) softmax_rows_f16(u16* scores, u32 cols) {
-    softmax_rows<false>(scores, cols);
+extern "C" __global__ void __launch_bounds__(SOFTMAX_MAX_THREADS) softmax_rows_f16(u16* scores, u32 cols, u32 causal) {
+    softmax_rows<false>(scores, cols, causal);
 }
-extern "C" __global__ void __launch_bounds__(SOFTMAX_MAX_THREADS) softmax_rows_bf16(u16* scores, u32 cols) {
-    softmax_rows<true>(scores, cols);
+extern "C" __global__ void __launch_bounds__(SOFTMAX_MAX_THREADS) softmax_rows_bf16(u16* scores, u32 cols, u32 causal) {
+    softmax_rows<true>(scores, cols, causal);
 }
 
 // ---------------------------------------------------------------- fused: flash attention
@@ -167,21 +172,21 @@ template <bool BF16> __device__ __forceinline__ float pair_sum(u32 w) {
 }
 
 // One m-tile's online-softmax step in the log2 domain, shared by the mma.sync and wgmma
-// kernels: p = 2^(s·scale_log2 − max·scale_log2) (one FFMA per score, one ex2 per pair), the
-// running max and sum updated, the output accumulator rescaled, and the probabilities packed
-// in pairs into s's first two slots (bit patterns) for the P·V product.
-template <bool BF16>
-__device__ __forceinline__ void online_softmax_step(float (&s)[FA_BLOCK_N / 8][4],
-                                                    float (&acc)[FA_HEAD_DIM / 8][4],
-                                                    float (&row_max)[2], float (&row_sum)[2],
-                                                    float scale_log2) {
+// kernels, over NF fragments of 8 keys: p = 2^(s·scale_log2 − max·scale_log2) (one FFMA per
+// score, one ex2 per pair), the running max and sum updated, and the probabilities packed in
+// pairs into s's first two slots (bit patterns) for the P·V product. The output accumulator's
+// rescale factors come back in `rescale` rather than being applied here: the Hopper kernel
+// applies them only once its previous P·V product, still running, has finished.
+template <bool BF16, int NF>
+__device__ __forceinline__ void online_softmax_step(float (&s)[NF][4], float (&row_max)[2], float (&row_sum)[2],
+                                                    float scale_log2, float (&rescale)[2]) {
     float tile_max[2] = {negative_infinity(), negative_infinity()};
 #pragma unroll
-    for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
+    for (int n = 0; n < NF; ++n) {
         tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
         tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
     }
-    float rescale[2], offset[2];
+    float offset[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
@@ -194,7 +199,7 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[FA_BLOCK_N / 8][4
     }
     float part[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int n = 0; n < FA_BLOCK_N / 8; ++n) {
+    for (int n = 0; n < NF; ++n) {
         const u32 p0 = exp2_pair<BF16>(fmaf(s[n][0], scale_log2, -offset[0]),
                                        fmaf(s[n][1], scale_log2, -offset[0]));
         const u32 p1 = exp2_pair<BF16>(fmaf(s[n][2], scale_log2, -offset[1]),
@@ -208,13 +213,27 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[FA_BLOCK_N / 8][4
     const float unscale = BF16 ? 1.0f : 5.192296858534828e33f;  // 2^112
     row_sum[0] += part[0] * unscale;
     row_sum[1] += part[1] * unscale;
+}
+
+// Scales the output accumulator's two rows per thread (mma/wgmma fragment layout).
+template <int ND> __device__ __forceinline__ void rescale_rows(float (&acc)[ND][4], const float (&rescale)[2]) {
 #pragma unroll
-    for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
+    for (int n = 0; n < ND; ++n) {
         acc[n][0] *= rescale[0];
         acc[n][1] *= rescale[0];
         acc[n][2] *= rescale[1];
         acc[n][3] *= rescale[1];
     }
+}
+
+// Key > query → −∞, for a fragment tile whose thread holds keys key0 + 8n + {0, 1} of rows
+// row0 and row0 + 8 (mma.sync / wgmma accumulator layout, key0 including the 2·(lane % 4)).
+template <int NF> __device__ __forceinline__ void mask_future(float (&s)[NF][4], u32 key0, u32 row0) {
+#pragma unroll
+    for (int n = 0; n < NF; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            if (key0 + 8 * n + (e & 1) > row0 + 8 * (e >> 1)) s[n][e] = negative_infinity();
 }
 
 // Layout: element (batch b, head h, row r, column c) of Q and O is at
@@ -224,14 +243,15 @@ template <bool BF16>
 __device__ void flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                               u16* __restrict__ o, u32 seq, u32 heads, u32 kv_group, u64 q_batch_stride,
                               u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride, u64 kv_head_stride,
-                              u64 kv_row_stride, float scale_log2) {
+                              u64 kv_row_stride, float scale_log2, u32 causal) {
     extern __shared__ __align__(128) u8 smem[];
     const u32 sq = shared_address(smem);
     const u32 sk = sq + FA_Q_BYTES;
     const u32 sv = sk + 2 * FA_KV_BYTES;
     const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const u32 batch = blockIdx.y / heads, head = blockIdx.y % heads, kv_head = head / kv_group;
-    const u32 m0 = blockIdx.x * FA_BLOCK_M;
+    // Causal blocks start in reverse row order, so the longest ones start first.
+    const u32 m0 = (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * FA_BLOCK_M;
     const u64 q_offset = batch * q_batch_stride + head * q_head_stride;
     const u16* kb = k + batch * kv_batch_stride + kv_head * kv_head_stride;
     const u16* vb = v + batch * kv_batch_stride + kv_head * kv_head_stride;
@@ -254,7 +274,8 @@ __device__ void flash_forward(const u16* __restrict__ q, const u16* __restrict__
         row_sum[mt][0] = row_sum[mt][1] = 0.0f;
     }
 
-    const u32 tiles = seq / FA_BLOCK_N;
+    // Causal: keys up to the block's last row only.
+    const u32 tiles = causal ? (m0 + FA_BLOCK_M) / FA_BLOCK_N : seq / FA_BLOCK_N;
     for (u32 j = 0; j < tiles; ++j) {
         const u32 buf = j & 1;
         // Tile j has landed and every warp is done with tile j − 1, whose buffer then takes
@@ -295,9 +316,17 @@ __device__ void flash_forward(const u16* __restrict__ q, const u16* __restrict__
             }
         }
 
+        // Tiles reaching past the block's first row hold future keys for some of its rows.
+        if (causal && (j + 1) * FA_BLOCK_N > m0 + 1) {
+#pragma unroll
+            for (int mt = 0; mt < FA_M_TILES; ++mt)
+                mask_future(s[mt], j * FA_BLOCK_N + 2 * (lane % 4), m0 + warp * 32 + mt * 16 + lane / 4);
+        }
 #pragma unroll
         for (int mt = 0; mt < FA_M_TILES; ++mt) {
-            online_softmax_step<BF16>(s[mt], acc[mt], row_max[mt], row_sum[mt], scale_log2);
+            float rescale[2];
+            online_softmax_step<BF16, FA_BLOCK_N / 8>(s[mt], row_max[mt], row_sum[mt], scale_log2, rescale);
+            rescale_rows(acc[mt], rescale);
         }
 
         // O += P·V, each V fragment shared by both m-tiles.
@@ -349,63 +378,86 @@ __device__ void flash_forward(const u16* __restrict__ q, const u16* __restrict__
 extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
     flash_attention_f16(const u16* q, const u16* k, const u16* v, u16* o, u32 seq, u32 heads, u32 kv_group, u64 q_batch_stride,
            u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride, u64 kv_head_stride, u64 kv_row_stride,
-           float scale_log2) {
+           float scale_log2, u32 causal) {
     flash_forward<false>(q, k, v, o, seq, heads, kv_group, q_batch_stride, q_head_stride, q_row_stride,
-                        kv_batch_stride, kv_head_stride, kv_row_stride, scale_log2);
+                        kv_batch_stride, kv_head_stride, kv_row_stride, scale_log2, causal);
 }
 extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
     flash_attention_bf16(const u16* q, const u16* k, const u16* v, u16* o, u32 seq, u32 heads, u32 kv_group, u64 q_batch_stride,
            u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride, u64 kv_head_stride, u64 kv_row_stride,
-           float scale_log2) {
+           float scale_log2, u32 causal) {
     flash_forward<true>(q, k, v, o, seq, heads, kv_group, q_batch_stride, q_head_stride, q_row_stride,
-                        kv_batch_stride, kv_head_stride, kv_row_stride, scale_log2);
+                        kv_batch_stride, kv_head_stride, kv_row_stride, scale_log2, causal);
 }
 
-// ---------------------------------------------------------------- fused on Hopper: wgmma
+// ---------------------------------------------------------------- fused on Hopper: FlashAttention-3's structure
 
-// The same algorithm and tiles on Hopper's warpgroup MMA (sm_90a): one block is one warpgroup
-// (4 warps) computing 128 query rows as two m64 tiles. S = Q·Kᵀ reads Q and K straight from
-// shared memory through matrix descriptors (no ldmatrix, no register copies of Q), and
-// O += P·V takes P from registers, in the same fragment layout as mma.sync's, with V read
-// transposed from shared memory. Tiles use the hardware's 128-byte swizzle: each tile is two
-// column halves of 64 elements, rows of 128 bytes, 16-byte chunk c of row r stored at chunk
-// c ^ (r % 8), every tile 1024-byte aligned. Compiled only for sm_90a (elsewhere the body is
-// empty and the host launches the mma.sync kernel above).
+// Warp-specialised flash attention for Hopper (sm_90a), after FlashAttention-3. A persistent grid
+// of one block per SM walks the work items, 128 query rows of one head each; a block is three
+// warpgroups:
+// - warpgroup 0 is the producer: one thread issues bulk tensor copies (TMA) of the Q tile once
+//   per item and of 128-key K and V tiles into a two-stage ring, each stage guarded by "full" mbarriers
+//   (the copy engine completes their transaction counts) and "empty" ones (the consumers
+//   release). It gives its registers away (setmaxnreg.dec) to the consumers.
+// - warpgroups 1 and 2 are consumers of 64 query rows each: S = Q·Kᵀ by wgmma m64n128k16 from
+//   shared-memory descriptors, online softmax in registers, O += P·V by wgmma with P from
+//   registers. Two overlaps hide the softmax (whose exponentials run on the slow MUFU unit)
+//   behind tensor-core work: within a warpgroup, S of tile j is issued together with P·V of
+//   tile j − 1, so the softmax of tile j runs while that P·V is still executing; between the
+//   warpgroups, named barriers let only one issue its GEMMs at a time (ping-pong), so one
+//   warpgroup's softmax runs while the other's GEMMs occupy the tensor cores.
+// Tiles use the 128-byte swizzle both TMA (CU_TENSOR_MAP_SWIZZLE_128B, 64-element boxes) and the
+// wgmma descriptors understand: a 128-row tile is two column halves of 64 elements (16 KiB each),
+// rows of 128 bytes, 16-byte chunk c of row r at chunk c ^ (r % 8), every half 1024-byte aligned.
+// Causal attention (key ≤ query) stops at the diagonal tile and masks inside it; a head's items
+// run in reverse row order so the longest ones start first.
+#define FA3_BLOCK_M 128
+#define FA3_BLOCK_N 128
+#define FA3_THREADS 384
+#define FA3_TILE_BYTES (128 * FA_ROW_BYTES)
+#define FA3_HALF_BYTES (FA3_TILE_BYTES / 2)
+#define FA3_STAGES 2
+// Q tile, FA3_STAGES K and V tiles, and 1 KiB to align the base to the swizzle's 1024-byte period.
+#define FA3_SMEM_BYTES (FA3_TILE_BYTES * (1 + 2 * FA3_STAGES) + 1024)
+
+// A CUtensorMap as cuTensorMapEncodeTiled writes it: 128 opaque bytes, passed by value.
+struct __align__(64) TensorMap {
+    u64 opaque[16];
+};
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-template <bool BF16> __device__ __forceinline__ void wgmma_m64n64_ss(float* d, u64 desc_a, u64 desc_b) {
-    if (BF16) {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+// D = A·B (ZERO: D's old contents neither read nor kept, so the compiler need not keep them
+// live) or D += A·B, A and B K-major from shared memory.
+template <bool BF16, bool ZERO> __device__ __forceinline__ void wgmma_m64n128_ss(float* d, u64 desc_a, u64 desc_b) {
+    if (ZERO && BF16) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, 0, 1, 1, 0, 0;"
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
+                     : "l"(desc_a), "l"(desc_b));
+    } else if (ZERO) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, 0, 1, 1, 0, 0;"
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
+                     : "l"(desc_a), "l"(desc_b));
+    } else if (BF16) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, 1, 1, 1, 0, 0;"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                      : "l"(desc_a), "l"(desc_b));
     } else {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, 1, 1, 1, 0, 0;"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                      : "l"(desc_a), "l"(desc_b));
     }
 }
+// A (P) from registers in the mma.sync fragment layout; B (V) transposed: [keys × head_dim] with
+// head_dim contiguous (MN-major).
 template <bool BF16> __device__ __forceinline__ void wgmma_m64n128_rs(float* d, const u32* a, u64 desc_b) {
     if (BF16) {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}"
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, 1, 1, 1, 1;"
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
     } else {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}"
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, 1, 1, 1, 1;"
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
-    }
-}
-
-__device__ __forceinline__ u32 wg_offset(u32 row, u32 chunk, u32 rows) {
-    return (chunk / 8) * rows * 128 + row * 128 + (((chunk % 8) ^ (row % 8)) << 4);
-}
-__device__ __forceinline__ void load_tile_wg(u32 smem, const u16* src, u64 row_stride, u32 rows) {
-    for (u32 c = threadIdx.x; c < rows * 16; c += FA_THREADS) {
-        const u32 r = c / 16, ch = c % 16;
-        cp_async_16(smem + wg_offset(r, ch, rows), src + (u64)r * row_stride + ch * 8);
     }
 }
 // Shared-memory matrix descriptor, 128-byte swizzle; offsets in bytes.
@@ -417,130 +469,305 @@ __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.s
 template <int N> __device__ __forceinline__ void wg_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
 }
+// Keeps the compiler from moving reads or writes of registers that an in-flight wgmma owns
+// across this point.
+template <int N> __device__ __forceinline__ void fence_regs(float (&r)[N][4]) {
+#pragma unroll
+    for (int n = 0; n < N; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[n][e])::"memory");
+}
 
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// One arrival that also announces `bytes` of copies completing on this phase.
+__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+    u32 done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+// One box (64 columns × 128 rows of one head) from global to shared memory; completion counts
+// its bytes on `bar`. Coordinates innermost first: column, row, head, batch.
+__device__ __forceinline__ void tma_load(u32 dst, const TensorMap* map, u32 bar, u32 col, u32 row, u32 head,
+                                         u32 batch) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+        ::"r"(dst), "l"((u64)map), "r"(col), "r"(row), "r"(head), "r"(batch), "r"(bar)
+        : "memory");
+}
+// Both column halves of a 128-row tile.
+__device__ __forceinline__ void tma_load_tile(u32 dst, const TensorMap* map, u32 bar, u32 row, u32 head, u32 batch) {
+    mbar_expect_tx(bar, FA3_TILE_BYTES);
+    tma_load(dst, map, bar, 0, row, head, batch);
+    tma_load(dst + FA3_HALF_BYTES, map, bar, 64, row, head, batch);
+}
+// Named barriers 1 and 2 (0 is __syncthreads) over the two consumer warpgroups: warpgroup w
+// waits on 1 + w until the other has arrived on it.
+__device__ __forceinline__ void named_sync(u32 id) { asm volatile("bar.sync %0, 256;" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(u32 id) { asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory"); }
+
+// S = Q·Kᵀ for 64 query rows × 128 keys, one commit group. `q_rows` is the warpgroup's first Q
+// row in the first column half; each k16 step moves 32 bytes along the swizzled rows, and the
+// upper 64 columns are one half (16 KiB) further.
+template <bool BF16> __device__ __forceinline__ void fa3_qk(float (&s)[FA3_BLOCK_N / 8][4], u32 q_rows, u32 kt) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < FA_HEAD_DIM / 16; ++kk) {
+        const u32 at = (kk / 4) * FA3_HALF_BYTES + (kk % 4) * 32;
+        if (kk == 0) {
+            wgmma_m64n128_ss<BF16, true>(&s[0][0], wg_desc(q_rows + at, 16, 1024), wg_desc(kt + at, 16, 1024));
+        } else {
+            wgmma_m64n128_ss<BF16, false>(&s[0][0], wg_desc(q_rows + at, 16, 1024), wg_desc(kt + at, 16, 1024));
+        }
+    }
+    wg_commit();
+}
+// O += P·V over 128 keys, one commit group: k16 step kk takes keys 16kk… (2 KiB further), the
+// upper 64 output columns are one half further (the descriptor's leading offset).
 template <bool BF16>
-__device__ void flash_forward_wgmma(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
-                                    u16* __restrict__ o, u32 seq, u32 heads, u32 kv_group, u64 q_batch_stride,
-                                    u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride, u64 kv_head_stride,
-                                    u64 kv_row_stride, float scale_log2) {
-    extern __shared__ __align__(128) u8 smem_wg[];
-    const u32 sq = (shared_address(smem_wg) + 1023) & ~1023u;
-    const u32 sk = sq + FA_Q_BYTES;
-    const u32 sv = sk + 2 * FA_KV_BYTES;
-    const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const u32 batch = blockIdx.y / heads, head = blockIdx.y % heads, kv_head = head / kv_group;
-    const u32 m0 = blockIdx.x * FA_BLOCK_M;
-    const u64 q_offset = batch * q_batch_stride + head * q_head_stride;
-    const u16* kb = k + batch * kv_batch_stride + kv_head * kv_head_stride;
-    const u16* vb = v + batch * kv_batch_stride + kv_head * kv_head_stride;
-
-    load_tile_wg(sq, q + q_offset + (u64)m0 * q_row_stride, q_row_stride, FA_BLOCK_M);
-    load_tile_wg(sk, kb, kv_row_stride, FA_BLOCK_N);
-    load_tile_wg(sv, vb, kv_row_stride, FA_BLOCK_N);
-    cp_async_commit();
-
-    float acc[FA_M_TILES][FA_HEAD_DIM / 8][4];
+__device__ __forceinline__ void fa3_pv(float (&acc)[FA_HEAD_DIM / 8][4], const u32 (&p)[FA3_BLOCK_N / 16][4], u32 vt) {
+    wg_fence();
 #pragma unroll
-    for (int mt = 0; mt < FA_M_TILES; ++mt)
+    for (int kk = 0; kk < FA3_BLOCK_N / 16; ++kk)
+        wgmma_m64n128_rs<BF16>(&acc[0][0], p[kk], wg_desc(vt + kk * 16 * 128, FA3_HALF_BYTES, 1024));
+    wg_commit();
+}
+// The packed probabilities (online_softmax_step's output, in S's registers) as wgmma A
+// fragments, written only once the previous P·V has finished. ptxas serialises every wgmma of
+// a kernel (warning C7513) when an ordinary instruction writes, while any wgmma is in flight, a
+// register some wgmma reads: were the exponentials' results the A registers themselves (ptxas
+// folds a plain register copy away), the softmax would write them while the previous P·V reads
+// them. An identity byte permute (prmt), which ptxas keeps, makes the copy real.
+__device__ __forceinline__ u32 opaque_copy(u32 x) {
+    u32 y;
+    asm volatile("prmt.b32 %0, %1, 0, 0x3210;" : "=r"(y) : "r"(x));
+    return y;
+}
+__device__ __forceinline__ void fa3_pack_p(u32 (&p)[FA3_BLOCK_N / 16][4], const float (&s)[FA3_BLOCK_N / 8][4]) {
 #pragma unroll
-        for (int n = 0; n < FA_HEAD_DIM / 8; ++n) acc[mt][n][0] = acc[mt][n][1] = acc[mt][n][2] = acc[mt][n][3] = 0.0f;
-    float row_max[FA_M_TILES][2], row_sum[FA_M_TILES][2];
-#pragma unroll
-    for (int mt = 0; mt < FA_M_TILES; ++mt) {
-        row_max[mt][0] = row_max[mt][1] = negative_infinity();
-        row_sum[mt][0] = row_sum[mt][1] = 0.0f;
+    for (int kk = 0; kk < FA3_BLOCK_N / 16; ++kk) {
+        p[kk][0] = opaque_copy(__float_as_uint(s[2 * kk][0]));
+        p[kk][1] = opaque_copy(__float_as_uint(s[2 * kk][1]));
+        p[kk][2] = opaque_copy(__float_as_uint(s[2 * kk + 1][0]));
+        p[kk][3] = opaque_copy(__float_as_uint(s[2 * kk + 1][1]));
     }
+}
 
-    const u32 tiles = seq / FA_BLOCK_N;
-    for (u32 j = 0; j < tiles; ++j) {
-        const u32 buf = j & 1;
-        cp_async_wait<0>();
-        // cp.async writes are generic-proxy writes; wgmma reads through the async proxy.
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        __syncthreads();
-        if (j + 1 < tiles) {
-            const u64 next = (u64)(j + 1) * FA_BLOCK_N * kv_row_stride;
-            load_tile_wg(sk + (buf ^ 1) * FA_KV_BYTES, kb + next, kv_row_stride, FA_BLOCK_N);
-            load_tile_wg(sv + (buf ^ 1) * FA_KV_BYTES, vb + next, kv_row_stride, FA_BLOCK_N);
-        }
-        cp_async_commit();
-        const u32 kt = sk + buf * FA_KV_BYTES, vt = sv + buf * FA_KV_BYTES;
+// mbarriers: Q full and empty, then per stage K full, V full, K empty, V empty.
+#define FA3_Q_FULL 0
+#define FA3_Q_EMPTY 1
+#define FA3_K_FULL(st) (2 + (st))
+#define FA3_V_FULL(st) (2 + FA3_STAGES + (st))
+#define FA3_K_EMPTY(st) (2 + 2 * FA3_STAGES + (st))
+#define FA3_V_EMPTY(st) (2 + 3 * FA3_STAGES + (st))
+#define FA3_BARRIERS (2 + 4 * FA3_STAGES)
 
-        float s[FA_M_TILES][FA_BLOCK_N / 8][4];
+// One work item: 128 query rows of one (batch, head). Items are numbered row block fastest,
+// so the blocks running at once mostly share a head's K and V in L2; causal row blocks run in
+// reverse order, the longest (most key tiles) first.
+struct Fa3Item {
+    u32 m0, batch, head, tiles;
+};
+__device__ __forceinline__ Fa3Item fa3_item(u32 item, u32 seq, u32 heads, u32 causal) {
+    const u32 blocks = seq / FA3_BLOCK_M;
+    const u32 m_block = causal ? blocks - 1 - item % blocks : item % blocks;
+    const u32 bh = item / blocks;
+    return {m_block * FA3_BLOCK_M, bh / heads, bh % heads, causal ? m_block + 1 : seq / FA3_BLOCK_N};
+}
+
+// One consumer warpgroup (`cw` 0 or 1: rows m0 + 64·cw … of each item). `kv` counts K/V tiles
+// through the ring across items, `n` the items, both as the producer counts them.
+template <bool BF16>
+__device__ __forceinline__ void fa3_consumer(u32 sq, u32 sk, u32 sv, u32 bar0, u32 cw, u16* __restrict__ o, u32 seq,
+                                             u32 heads, u32 items, u64 o_batch_stride, u64 o_head_stride,
+                                             u64 o_row_stride, float scale_log2, u32 causal) {
+#define BAR(i) (bar0 + 8 * (i))
+    const u32 tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+    const u32 q_rows = sq + cw * 64 * 128;
+    const u32 key_lane = 2 * (lane % 4);
+    float acc[FA_HEAD_DIM / 8][4], s[FA3_BLOCK_N / 8][4], rescale[2];
+    u32 p[FA3_BLOCK_N / 16][4];
+
+    // Ping-pong: each GEMM issue slot is named_sync(own) … named_arrive(other's); consumer 0
+    // goes first. Both consumers have tiles + 1 slots per item; consumer 1 skips its very last
+    // arrival, which nobody would wait for.
+    if (cw == 1) named_arrive(1);
+    u32 kv = 0, n = 0;
+    for (u32 item = blockIdx.x; item < items; item += gridDim.x, ++n) {
+        const Fa3Item it = fa3_item(item, seq, heads, causal);
+        const u32 tiles = it.tiles, last_item = item + gridDim.x >= items;
+        // This thread's rows (and rows + 8).
+        const u32 row0 = it.m0 + cw * 64 + warp * 16 + lane / 4;
 #pragma unroll
-        for (int mt = 0; mt < FA_M_TILES; ++mt)
-#pragma unroll
-            for (int n = 0; n < FA_BLOCK_N / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
-        // S for both m-tiles, one commit group each; then per m-tile: wait for its S, softmax,
-        // issue its P·V. The softmax of one m-tile overlaps the other's tensor-core work.
-        wg_fence();
-#pragma unroll
-        for (int mt = 0; mt < FA_M_TILES; ++mt) {
-#pragma unroll
-            for (int kk = 0; kk < FA_HEAD_DIM / 16; ++kk) {
-                const u64 da = wg_desc(sq + (kk / 4) * FA_BLOCK_M * 128 + mt * 64 * 128 + (kk % 4) * 32, 16, 1024);
-                const u64 db = wg_desc(kt + (kk / 4) * FA_BLOCK_N * 128 + (kk % 4) * 32, 16, 1024);
-                wgmma_m64n64_ss<BF16>(&s[mt][0][0], da, db);
+        for (int i = 0; i < FA_HEAD_DIM / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+        float row_max[2] = {negative_infinity(), negative_infinity()}, row_sum[2] = {0.0f, 0.0f};
+
+        mbar_wait(BAR(FA3_Q_FULL), n & 1);
+        {
+            const u32 st = kv % FA3_STAGES;
+            mbar_wait(BAR(FA3_K_FULL(st)), (kv / FA3_STAGES) & 1);
+            named_sync(1 + cw);
+            fa3_qk<BF16>(s, q_rows, sk + st * FA3_TILE_BYTES);
+            named_arrive(2 - cw);
+            wg_wait<0>();
+            fence_regs(s);
+            if (lane == 0) {
+                mbar_arrive(BAR(FA3_K_EMPTY(st)));
+                if (tiles == 1) mbar_arrive(BAR(FA3_Q_EMPTY));
             }
-            wg_commit();
         }
+        if (causal && tiles == 1) mask_future(s, key_lane, row0);
+        online_softmax_step<BF16, FA3_BLOCK_N / 8>(s, row_max, row_sum, scale_log2, rescale);
+        fa3_pack_p(p, s);
 
-#pragma unroll
-        for (int mt = 0; mt < FA_M_TILES; ++mt) {
-            // Groups complete in order: S of m-tile 0, S of m-tile 1, then P·V of m-tile 0.
+        for (u32 j = 1; j < tiles; ++j) {
+            const u32 t = kv + j, st = t % FA3_STAGES, prev = (t - 1) % FA3_STAGES;
+            mbar_wait(BAR(FA3_K_FULL(st)), (t / FA3_STAGES) & 1);
+            named_sync(1 + cw);
+            fa3_qk<BF16>(s, q_rows, sk + st * FA3_TILE_BYTES);
+            mbar_wait(BAR(FA3_V_FULL(prev)), ((t - 1) / FA3_STAGES) & 1);
+            fa3_pv<BF16>(acc, p, sv + prev * FA3_TILE_BYTES);
+            named_arrive(2 - cw);
+            // Groups complete in order: S of tile j first, while P·V of tile j − 1 may still run.
             wg_wait<1>();
-            online_softmax_step<BF16>(s[mt], acc[mt], row_max[mt], row_sum[mt], scale_log2);
-            wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < FA_BLOCK_N / 16; ++kk) {
-                const u32 pa[4] = {__float_as_uint(s[mt][2 * kk][0]), __float_as_uint(s[mt][2 * kk][1]),
-                                   __float_as_uint(s[mt][2 * kk + 1][0]), __float_as_uint(s[mt][2 * kk + 1][1])};
-                // V is [keys × head_dim], head_dim contiguous: B transposed (MN-major); the next
-                // 64 columns are one column half (FA_BLOCK_N rows) further, the next 8 keys 1 KiB.
-                const u64 db = wg_desc(vt + kk * 16 * 128, FA_BLOCK_N * 128, 1024);
-                wgmma_m64n128_rs<BF16>(&acc[mt][0][0], pa, db);
+            fence_regs(s);
+            if (lane == 0) {
+                mbar_arrive(BAR(FA3_K_EMPTY(st)));
+                // The item's last S product is done with Q: the next item's may load.
+                if (j == tiles - 1) mbar_arrive(BAR(FA3_Q_EMPTY));
             }
-            wg_commit();
+            if (causal && j == tiles - 1) mask_future(s, j * FA3_BLOCK_N + key_lane, row0);
+            online_softmax_step<BF16, FA3_BLOCK_N / 8>(s, row_max, row_sum, scale_log2, rescale);
+            wg_wait<0>();
+            fence_regs(acc);
+            if (lane == 0) mbar_arrive(BAR(FA3_V_EMPTY(prev)));
+            rescale_rows(acc, rescale);
+            fence_regs(acc);
+            fa3_pack_p(p, s);
         }
-        wg_wait<0>();
-    }
 
-    const u32 g = lane / 4, t = lane % 4;
-#pragma unroll
-    for (int mt = 0; mt < FA_M_TILES; ++mt) {
+        const u32 t = kv + tiles - 1, last = t % FA3_STAGES;
+        mbar_wait(BAR(FA3_V_FULL(last)), (t / FA3_STAGES) & 1);
+        named_sync(1 + cw);
+        fa3_pv<BF16>(acc, p, sv + last * FA3_TILE_BYTES);
+        if (cw == 0 || !last_item) named_arrive(2 - cw);
+        wg_wait<0>();
+        fence_regs(acc);
+        if (lane == 0) mbar_arrive(BAR(FA3_V_EMPTY(last)));
+        kv += tiles;
+
+        // The output, while the other consumer's GEMMs and the producer's next loads proceed.
         float inv[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            float total = row_sum[mt][r];
+            float total = row_sum[r];
             total += __shfl_xor_sync(0xffffffffu, total, 1);
             total += __shfl_xor_sync(0xffffffffu, total, 2);
             inv[r] = 1.0f / total;
         }
-        u16* o0 = o + q_offset + (u64)(m0 + mt * 64 + warp * 16 + g) * q_row_stride;
-        u16* o1 = o0 + 8 * q_row_stride;
+        u16* o0 = o + it.batch * o_batch_stride + it.head * o_head_stride + (u64)row0 * o_row_stride + key_lane;
+        u16* o1 = o0 + 8 * o_row_stride;
 #pragma unroll
-        for (int n = 0; n < FA_HEAD_DIM / 8; ++n) {
-            *(u32*)(o0 + n * 8 + 2 * t) = pack_halves<BF16>(acc[mt][n][0] * inv[0], acc[mt][n][1] * inv[0]);
-            *(u32*)(o1 + n * 8 + 2 * t) = pack_halves<BF16>(acc[mt][n][2] * inv[1], acc[mt][n][3] * inv[1]);
+        for (int i = 0; i < FA_HEAD_DIM / 8; ++i) {
+            *(u32*)(o0 + i * 8) = pack_halves<BF16>(acc[i][0] * inv[0], acc[i][1] * inv[0]);
+            *(u32*)(o1 + i * 8) = pack_halves<BF16>(acc[i][2] * inv[1], acc[i][3] * inv[1]);
         }
     }
+#undef BAR
 }
-#define FLASH_WGMMA_BODY(BF16)                                                                                 \
-    flash_forward_wgmma<BF16>(q, k, v, o, seq, heads, kv_group, q_batch_stride, q_head_stride, q_row_stride, \
-                              kv_batch_stride, kv_head_stride, kv_row_stride, scale_log2)
+
+// Q, K, V are read through tensor maps over (column, row, head, batch); O is written at
+// b·o_batch_stride + h·o_head_stride + r·o_row_stride + c. K/V head = head / kv_group.
+// Persistent: each block (one per SM) takes items blockIdx.x, + gridDim.x, …, so the producer
+// loads the next item's Q and first K/V tiles while the consumers finish the current one.
+template <bool BF16>
+__device__ void flash_forward_fa3(const TensorMap* map_q, const TensorMap* map_k, const TensorMap* map_v,
+                                  u16* __restrict__ o, u32 seq, u32 heads, u32 kv_group, u32 items,
+                                  u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2,
+                                  u32 causal) {
+    extern __shared__ __align__(1024) u8 smem_fa3[];
+    __shared__ __align__(8) u64 barriers[FA3_BARRIERS];
+    const u32 sq = (shared_address(smem_fa3) + 1023) & ~1023u;
+    const u32 sk = sq + FA3_TILE_BYTES;
+    const u32 sv = sk + FA3_STAGES * FA3_TILE_BYTES;
+    const u32 bar0 = shared_address(barriers);
+#define BAR(i) (bar0 + 8 * (i))
+    const u32 wg = threadIdx.x / 128;
+
+    if (threadIdx.x == 0) {
+        mbar_init(BAR(FA3_Q_FULL), 1);
+        // Released by each of the 8 consumer warps, as are the K and V stages.
+        mbar_init(BAR(FA3_Q_EMPTY), 8);
+#pragma unroll
+        for (int st = 0; st < FA3_STAGES; ++st) {
+            mbar_init(BAR(FA3_K_FULL(st)), 1);
+            mbar_init(BAR(FA3_V_FULL(st)), 1);
+            mbar_init(BAR(FA3_K_EMPTY(st)), 8);
+            mbar_init(BAR(FA3_V_EMPTY(st)), 8);
+        }
+        // The copy engine (async proxy) must see the initialised barriers.
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+        if (threadIdx.x == 0) {
+            u32 kv = 0, n = 0;
+            for (u32 item = blockIdx.x; item < items; item += gridDim.x, ++n) {
+                const Fa3Item it = fa3_item(item, seq, heads, causal);
+                const u32 kv_head = it.head / kv_group;
+                // A buffer is refilled once all 8 consumer warps released its previous contents.
+                if (n > 0) mbar_wait(BAR(FA3_Q_EMPTY), (n - 1) & 1);
+                tma_load_tile(sq, map_q, BAR(FA3_Q_FULL), it.m0, it.head, it.batch);
+                for (u32 j = 0; j < it.tiles; ++j, ++kv) {
+                    const u32 st = kv % FA3_STAGES, round = kv / FA3_STAGES;
+                    if (round > 0) mbar_wait(BAR(FA3_K_EMPTY(st)), (round - 1) & 1);
+                    tma_load_tile(sk + st * FA3_TILE_BYTES, map_k, BAR(FA3_K_FULL(st)), j * FA3_BLOCK_N, kv_head,
+                                  it.batch);
+                    if (round > 0) mbar_wait(BAR(FA3_V_EMPTY(st)), (round - 1) & 1);
+                    tma_load_tile(sv + st * FA3_TILE_BYTES, map_v, BAR(FA3_V_FULL(st)), j * FA3_BLOCK_N, kv_head,
+                                  it.batch);
+                }
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+        fa3_consumer<BF16>(sq, sk, sv, bar0, wg - 1, o, seq, heads, items, o_batch_stride, o_head_stride,
+                           o_row_stride, scale_log2, causal);
+    }
+#undef BAR
+}
+#define FLASH_FA3_BODY(BF16)                                                                                 \
+    flash_forward_fa3<BF16>(&map_q, &map_k, &map_v, o, seq, heads, kv_group, items, o_batch_stride, o_head_stride, \
+                            o_row_stride, scale_log2, causal)
 #else
-#define FLASH_WGMMA_BODY(BF16)
+#define FLASH_FA3_BODY(BF16)
 #endif
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
-    flash_attention_wgmma_f16(const u16* q, const u16* k, const u16* v, u16* o, u32 seq, u32 heads, u32 kv_group,
-                              u64 q_batch_stride, u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride,
-                              u64 kv_head_stride, u64 kv_row_stride, float scale_log2) {
-    FLASH_WGMMA_BODY(false);
+// __launch_bounds__(…, 1) caps registers at entry (168 of 384 threads' share), which setmaxnreg
+// needs to move them: 24 for the producer warpgroup, 240 for each consumer.
+extern "C" __global__ void __launch_bounds__(FA3_THREADS, 1)
+    flash_attention_wgmma_f16(const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
+                              const __grid_constant__ TensorMap map_v, u16* o, u32 seq, u32 heads, u32 kv_group,
+                              u32 items, u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
+    FLASH_FA3_BODY(false);
 }
-extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)
-    flash_attention_wgmma_bf16(const u16* q, const u16* k, const u16* v, u16* o, u32 seq, u32 heads, u32 kv_group,
-                               u64 q_batch_stride, u64 q_head_stride, u64 q_row_stride, u64 kv_batch_stride,
-                               u64 kv_head_stride, u64 kv_row_stride, float scale_log2) {
-    FLASH_WGMMA_BODY(true);
+extern "C" __global__ void __launch_bounds__(FA3_THREADS, 1)
+    flash_attention_wgmma_bf16(const __grid_constant__ TensorMap map_q, const __grid_constant__ TensorMap map_k,
+                               const __grid_constant__ TensorMap map_v, u16* o, u32 seq, u32 heads, u32 kv_group,
+                               u32 items, u64 o_batch_stride, u64 o_head_stride, u64 o_row_stride, float scale_log2, u32 causal) {
+    FLASH_FA3_BODY(true);
 }
