@@ -17,6 +17,6 @@ pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelFamily, KernelSpec,
     LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkDirection, NetworkProtocol, Pass,
-    RateUnit, SizeMeaning, TransferDirection, network_transfer_bytes,
+    RateUnit, SizeMeaning, TransferDirection, DECODE_CONTEXT, decode_kv_bytes, network_transfer_bytes,
 };
 pub use schema::{Measurement, RunFile};

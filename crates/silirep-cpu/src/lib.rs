@@ -166,6 +166,7 @@ impl Backend for CpuBackend {
                     batch * seq_len,
                     1,
                     true,
+                    0,
                     t,
                     self.memory_bytes,
                     seed,
@@ -175,6 +176,7 @@ impl Backend for CpuBackend {
                 batch,
                 layers,
                 shape,
+                context,
                 dtype,
             } => {
                 f32_only(dtype, "decode")?;
@@ -183,6 +185,7 @@ impl Backend for CpuBackend {
                     *batch,
                     *layers,
                     false,
+                    *context,
                     t,
                     self.memory_bytes,
                     seed,

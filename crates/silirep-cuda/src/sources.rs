@@ -61,6 +61,24 @@ pub const SOURCES: &[Source] = &[
         ],
     },
     Source {
+        file: "decode.cu",
+        text: include_str!("kernels/decode.cu"),
+        kernels: &[
+            "decode_qkv_f16",
+            "decode_qkv_bf16",
+            "decode_residual_f16",
+            "decode_residual_bf16",
+            "decode_swiglu_f16",
+            "decode_swiglu_bf16",
+            "decode_attention_f16",
+            "decode_attention_bf16",
+            "decode_kv_append_f16",
+            "decode_kv_append_bf16",
+            "decode_swiglu_tiles_f16",
+            "decode_swiglu_tiles_bf16",
+        ],
+    },
+    Source {
         file: "layer_backward.cu",
         text: include_str!("kernels/layer_backward.cu"),
         kernels: &[
