@@ -104,9 +104,9 @@ def step(x, layers, context, attend):
 
 def decode_bytes(batch, context):
     # silirep's formula: weights once, each layer's input read and output written, every
-    # layer's KV cache (context positions read, the new one written), 2 bytes each.
+    # layer's KV cache (context − 1 earlier positions read, the new one written), 2 bytes each.
     weights = LAYERS * (2 * HIDDEN * HEADS * HEAD_DIM + 2 * HIDDEN * KV_HEADS * HEAD_DIM + 3 * HIDDEN * INTER)
-    kv = 2 * batch * (context + 1) * KV_HEADS * HEAD_DIM
+    kv = 2 * batch * context * KV_HEADS * HEAD_DIM
     return 2 * (weights + 2 * batch * LAYERS * HIDDEN + LAYERS * kv), weights * 2
 
 

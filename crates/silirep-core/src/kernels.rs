@@ -918,7 +918,10 @@ impl KernelSpec {
                 } else {
                     String::new()
                 };
-                format!("batch={batch} layers={layers}{context} {}", shape_label(shape))
+                format!(
+                    "batch={batch} layers={layers}{context} {}",
+                    shape_label(shape)
+                )
             }
             KernelSpec::IntensitySweep {
                 elements,
@@ -1001,8 +1004,9 @@ impl KernelSpec {
                     Pass::Backward => 2.0 * forward,
                 }
             }
-            // 2 per weight per token, plus attention of each new token over `context` cached
-            // positions: Q·Kᵀ and P·V, 2·context·head_dim each per head.
+            // 2 per weight per token, plus attention of each new token over the `context`
+            // positions it attends (its own included): Q·Kᵀ and P·V, 2·context·head_dim each
+            // per head.
             KernelSpec::Decode {
                 batch,
                 layers,
@@ -1011,8 +1015,7 @@ impl KernelSpec {
                 ..
             } => {
                 2.0 * (*batch as f64) * (*layers * shape.weights(LayerPart::Full)) as f64
-                    + 4.0
-                        * (*layers * *batch * shape.heads * *context * shape.head_dim) as f64
+                    + 4.0 * (*layers * *batch * shape.heads * *context * shape.head_dim) as f64
             }
             KernelSpec::IntensitySweep {
                 elements,
@@ -1270,14 +1273,13 @@ fn is_zero(v: &u64) -> bool {
 /// the weight-streaming regime decode is known for (the cache is <1% of its bytes).
 pub const DECODE_CONTEXT: u64 = 1024;
 
-/// Bytes of the KV cache one decode step touches in each layer: every sequence's `context`
-/// cached keys and values read, and the new token's key and value written.
+/// Bytes of the KV cache one decode step must move in each layer: every sequence's
+/// `context` − 1 earlier keys and values read and the new token's written (a fused kernel need
+/// not read its own back), so `context` key and value rows per sequence. This is
+/// `silirep-model`'s decode step with a cache of C = `context` − 1 tokens (docs/model.md).
 pub fn decode_kv_bytes(batch: u64, context: u64, shape: &LayerShape, element_bytes: f64) -> f64 {
-    if context == 0 {
-        return 0.0;
-    }
     let kv = (shape.kv_heads * shape.head_dim) as f64;
-    2.0 * batch as f64 * (context as f64 + 1.0) * kv * element_bytes
+    2.0 * batch as f64 * context as f64 * kv * element_bytes
 }
 
 fn shape_label(shape: &LayerShape) -> String {
@@ -1423,9 +1425,9 @@ mod tests {
         };
         let none = at(16, 0);
         let with = at(16, 1024);
-        // K and V of 8 heads × 128 dims: 1024 positions read and 1 written, per sequence
-        // and layer, 2 bytes each.
-        let kv = 32.0 * 16.0 * 2.0 * 1025.0 * 1024.0 * 2.0;
+        // K and V of 8 heads × 128 dims: 1023 earlier positions read and the new one
+        // written, per sequence and layer, 2 bytes each.
+        let kv = 32.0 * 16.0 * 2.0 * 1024.0 * 1024.0 * 2.0;
         assert_eq!(with.bytes().unwrap() - none.bytes().unwrap(), kv);
         // 4·batch·heads·context·head_dim per layer.
         let attention = 32.0 * 4.0 * 16.0 * 32.0 * 1024.0 * 128.0;

@@ -103,7 +103,8 @@ impl Layer {
         seed: u64,
     ) -> Result<Self, KernelError> {
         fits_in_memory(&shape, layers, false, memory_bytes)?;
-        if context > 0 && (attention || shape.kv_heads == 0 || shape.heads % shape.kv_heads != 0)
+        if context > 0
+            && (attention || shape.kv_heads == 0 || !shape.heads.is_multiple_of(shape.kv_heads))
         {
             return Err(KernelError::Unsupported(
                 "a KV cache is for decode, with heads a multiple of kv_heads".into(),
@@ -585,7 +586,10 @@ impl PreparedKernel for Layer {
             for _ in 0..4 {
                 let (i, hh) = (rng.index(self.tokens), rng.index(heads));
                 let base = cache.index(&self.shape, i, hh / (heads / kv), 0);
-                let q: Vec<f64> = t.q[i * qd + hh * d..][..d].iter().map(|v| *v as f64).collect();
+                let q: Vec<f64> = t.q[i * qd + hh * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
                 let rows = |m: &[f32]| -> Vec<Vec<f64>> {
                     (0..cache.context)
                         .map(|j| m[base + j * d..][..d].iter().map(|v| *v as f64).collect())
@@ -728,10 +732,15 @@ pub(crate) mod tests {
                 let keys: Vec<Vec<f64>> = (0..context).map(|j| at(&cache.k, j)).collect();
                 let values: Vec<Vec<f64>> = (0..context).map(|j| at(&cache.v, j)).collect();
                 // The last position is the new token's.
-                let new_key: Vec<f64> =
-                    k_new[(i * kv + g) * d..][..d].iter().map(|v| *v as f64).collect();
+                let new_key: Vec<f64> = k_new[(i * kv + g) * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
                 assert_eq!(keys[context - 1], new_key);
-                let qh: Vec<f64> = q[(i * heads + hh) * d..][..d].iter().map(|v| *v as f64).collect();
+                let qh: Vec<f64> = q[(i * heads + hh) * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
                 let expected = reference_attention(&qh, &keys, &values);
                 for e in 0..d {
                     let got = out[(i * heads + hh) * d + e] as f64;

@@ -66,7 +66,7 @@ pub fn gate_up_row(i: u64, up: bool) -> u64 {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
-    Qkv,
+    Qkv = 0,
     Attention,
     Output,
     GateUp,
@@ -139,6 +139,11 @@ pub struct Decode<'a> {
     /// Seconds per step of each variant tried in `prepare`, and of each stage alone.
     variants: Vec<(String, f64)>,
     stages: Vec<(Stage, f64)>,
+    /// Most blocks each stage's GEMV launches (`Stage as usize`): a smaller grid loops over
+    /// the 16-row tiles, chosen per stage by timing in `prepare`.
+    grid_caps: [u64; 5],
+    /// (stage, blocks, seconds for every layer) of each grid tried.
+    grid_tries: Vec<(Stage, u64, f64)>,
     /// Launch variants the driver refused to capture, with its error.
     failures: Vec<String>,
     read_bandwidth: f64,
@@ -268,8 +273,9 @@ impl<'a> Decode<'a> {
         let gemm = if batch > GEMV_MAX_BATCH {
             let blas = Blas::new(gpu)?;
             let types = GemmTypes::of(dtype)?;
-            let plan =
-                |n: u64, k: u64| MatmulPlan::new(gpu, &blas, GemmShape::single(batch, n, k, true), types);
+            let plan = |n: u64, k: u64| {
+                MatmulPlan::new(gpu, &blas, GemmShape::single(batch, n, k, true), types)
+            };
             let path = GemmPath {
                 qkv: plan(qd + 2 * kvd, h)?,
                 o: plan(h, qd)?,
@@ -313,6 +319,8 @@ impl<'a> Decode<'a> {
             graph: None,
             variants: Vec::new(),
             stages: Vec::new(),
+            grid_caps: [u64::MAX; 5],
+            grid_tries: Vec::new(),
             failures: Vec::new(),
             read_bandwidth,
             step_bytes,
@@ -327,11 +335,13 @@ impl<'a> Decode<'a> {
         .map_err(driver_error)?;
         if let Some(g) = d.gemm.as_mut() {
             let w = &d.layers[0];
-            g.qkv.autotune(gpu, g.normed.ptr, w.qkv.ptr, g.qkv_out.ptr)?;
+            g.qkv
+                .autotune(gpu, g.normed.ptr, w.qkv.ptr, g.qkv_out.ptr)?;
             g.o.autotune(gpu, d.attn.ptr, w.o.ptr, g.o_out.ptr)?;
             g.gate_up
                 .autotune(gpu, g.normed.ptr, w.gate_up.ptr, g.gate_up_out.ptr)?;
-            g.down.autotune(gpu, d.act.ptr, w.down.ptr, g.down_out.ptr)?;
+            g.down
+                .autotune(gpu, d.act.ptr, w.down.ptr, g.down_out.ptr)?;
         }
         d.choose_launch()?;
         Ok(d)
@@ -346,6 +356,9 @@ impl<'a> Decode<'a> {
         self.run_once(None)?;
         let eager = median(&self.gpu.time(REPS, 1, || self.run_once(None))?);
         self.variants.push(("launches".into(), eager));
+        if self.gemm.is_none() {
+            self.tune_grids()?;
+        }
         let mut best: Option<(bool, CudaGraph, f64)> = None;
         let options: &[bool] = if self.gemm.is_none() {
             &[false, true]
@@ -368,9 +381,11 @@ impl<'a> Decode<'a> {
                 }
             };
             graph.launch().map_err(driver_error)?;
-            let t = median(&self.gpu.time(REPS, 1, || {
-                graph.launch().map_err(driver_error)
-            })?);
+            let t = median(
+                &self
+                    .gpu
+                    .time(REPS, 1, || graph.launch().map_err(driver_error))?,
+            );
             self.variants.push((name.into(), t));
             if best.as_ref().is_none_or(|b| t < b.2) {
                 best = Some((pdl, graph, t));
@@ -388,10 +403,59 @@ impl<'a> Decode<'a> {
             }
             let g = self.capture(Some(stage))?;
             g.launch().map_err(driver_error)?;
-            let t = median(&self.gpu.time(REPS, 1, || g.launch().map_err(driver_error))?);
+            let t = median(
+                &self
+                    .gpu
+                    .time(REPS, 1, || g.launch().map_err(driver_error))?,
+            );
             self.stages.push((stage, t));
         }
         self.graph = Some(graph);
+        Ok(())
+    }
+
+    /// For each GEMV stage, times a graph of that stage over every layer at a few grid sizes
+    /// (one block per tile, or a few blocks per SM looping over the tiles) and keeps the
+    /// fastest. Tuned with programmatic dependent launch, falling back to without when that
+    /// cannot be captured.
+    fn tune_grids(&mut self) -> Result<(), KernelError> {
+        const REPS: u32 = 10;
+        let (h, qd, kvd, inter) = dims(&self.shape);
+        let sms = u64::from(self.gpu.info.sm_count);
+        self.pdl = true;
+        if self.capture(Some(Stage::Output)).is_err() {
+            self.pdl = false;
+        }
+        for (stage, rows) in [
+            (Stage::Qkv, qd + 2 * kvd),
+            (Stage::Output, h),
+            (Stage::GateUp, 2 * inter),
+            (Stage::Down, h),
+        ] {
+            let tiles = rows / TILE;
+            let mut best = (f64::INFINITY, tiles);
+            let mut tried = Vec::new();
+            for cap in [tiles, 4 * sms, 3 * sms, 2 * sms, sms] {
+                if cap > tiles || tried.contains(&cap) {
+                    continue;
+                }
+                tried.push(cap);
+                self.grid_caps[stage as usize] = cap;
+                let g = self.capture(Some(stage))?;
+                g.launch().map_err(driver_error)?;
+                let t = median(
+                    &self
+                        .gpu
+                        .time(REPS, 1, || g.launch().map_err(driver_error))?,
+                );
+                self.grid_tries.push((stage, cap, t));
+                if t < best.0 {
+                    best = (t, cap);
+                }
+            }
+            self.grid_caps[stage as usize] = best.1;
+        }
+        self.pdl = false;
         Ok(())
     }
 
@@ -454,9 +518,16 @@ impl<'a> Decode<'a> {
         self.gpu.ctx.bind_to_thread().map_err(driver_error)?;
         // SAFETY: `ptrs` points at one value per kernel parameter, in order and of the types
         // decode.cu declares; every pointer argument addresses an allocation sized for it.
-        unsafe { sys::cuLaunchKernelEx(&cfg, f.cu_function(), ptrs.as_mut_ptr(), std::ptr::null_mut()) }
-            .result()
-            .map_err(driver_error)
+        unsafe {
+            sys::cuLaunchKernelEx(
+                &cfg,
+                f.cu_function(),
+                ptrs.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        }
+        .result()
+        .map_err(driver_error)
     }
 
     fn layer_input(&self, layer: usize) -> u64 {
@@ -496,13 +567,8 @@ impl<'a> Decode<'a> {
         let b = self.batch as u32;
         let pos = (self.slots - 1) as u32;
         let gemv = |kernel: &str, rows: u64, args: &[Arg]| {
-            self.launch(
-                kernel,
-                ((rows / TILE) as u32, 1, 1),
-                GEMV_THREADS,
-                args,
-                self.pdl,
-            )
+            let blocks = (rows / TILE).min(self.grid_caps[stage as usize]);
+            self.launch(kernel, (blocks as u32, 1, 1), GEMV_THREADS, args, self.pdl)
         };
         let attn_in = if self.context == 0 {
             // No KV cache: the token's own query passes to the output projection.
@@ -652,7 +718,13 @@ impl<'a> Decode<'a> {
         }
     }
 
-    fn copy_rows(&self, src: u64, src_stride: u64, dst: u64, width: u64) -> Result<(), KernelError> {
+    fn copy_rows(
+        &self,
+        src: u64,
+        src_stride: u64,
+        dst: u64,
+        width: u64,
+    ) -> Result<(), KernelError> {
         let es = self.elem.size_bytes() as u64;
         for t in 0..self.batch {
             // SAFETY: both buffers hold `batch` rows of at least `width` elements.
@@ -729,10 +801,7 @@ fn measure_read_bandwidth(gpu: &Gpu, seed: u64) -> Result<f64, KernelError> {
 /// Softmax-weighted sum of `values` rows by `q`·key / √d, in f64.
 pub fn attend(q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
     let d = q.len();
-    let logits: Vec<f64> = keys
-        .iter()
-        .map(|k| dot(q, k) / (d as f64).sqrt())
-        .collect();
+    let logits: Vec<f64> = keys.iter().map(|k| dot(q, k) / (d as f64).sqrt()).collect();
     let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
     let total: f64 = p.iter().sum();
@@ -814,7 +883,12 @@ impl PreparedKernel for Decode<'_> {
                 let keys = split(gpu.download(kc.ptr, elem, base, n)?);
                 let values = split(gpu.download(vc.ptr, elem, base, n)?);
                 let out = attend(&qv, &keys, &values);
-                let got = gpu.download(self.attn.ptr, elem, (t * qd + head * hd) as usize, hd as usize)?;
+                let got = gpu.download(
+                    self.attn.ptr,
+                    elem,
+                    (t * qd + head * hd) as usize,
+                    hd as usize,
+                )?;
                 for e in 0..hd as usize {
                     actual.push(got[e]);
                     expected.push(out[e]);
@@ -848,7 +922,8 @@ impl PreparedKernel for Decode<'_> {
         for _ in 0..16 {
             let t = rng.index(tokens as usize) as u64;
             let r = rng.index(h as usize) as u64;
-            let e = one(self.x2.ptr, t * h + r)? + dot(&row(self.act.ptr, inter, t)?, &row(w.down.ptr, inter, r)?);
+            let e = one(self.x2.ptr, t * h + r)?
+                + dot(&row(self.act.ptr, inter, t)?, &row(w.down.ptr, inter, r)?);
             expected.push(e);
             actual.push(one(y, t * h + r)?);
         }
@@ -913,6 +988,26 @@ impl PreparedKernel for Decode<'_> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+            ),
+            (
+                "gemv_grids".into(),
+                if self.grid_tries.is_empty() {
+                    "one block per 16-row tile".into()
+                } else {
+                    format!(
+                        "blocks per GEMV stage, chosen by timing each stage over every layer (µs per layer): {}",
+                        self.grid_tries
+                            .iter()
+                            .map(|(s, b, t)| format!(
+                                "{} {b}{} {:.2}",
+                                s.name(),
+                                if self.grid_caps[*s as usize] == *b { "*" } else { "" },
+                                t * 1e6 / self.layers.len() as f64
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
             ),
             (
                 "read_bandwidth".into(),

@@ -338,15 +338,12 @@ mod tests {
             .find(|s| matches!(s, KernelSpec::Decode { batch: 1, .. }))
             .unwrap();
         // All 32 layers' f16 weights stream once per token: ≈ 14 GB, and the KV cache of
-        // 1024 positions: 32 layers × 2 × 1025 × 1024 × 2 bytes ≈ 134 MB.
+        // 1024 positions: 32 layers × 2 × 1024 × 1024 × 2 bytes ≈ 134 MB.
         let weights = 32.0 * 218_103_808.0 * 2.0;
-        let cache = 32.0 * 2.0 * 1025.0 * 1024.0 * 2.0;
+        let cache = 32.0 * 2.0 * 1024.0 * 1024.0 * 2.0;
         assert!((decode.bytes().unwrap() - weights - cache).abs() < 1e6);
         let attention = 32.0 * 4.0 * 32.0 * 1024.0 * 128.0;
-        assert_eq!(
-            decode.flops(),
-            Some(32.0 * 218_103_808.0 * 2.0 + attention)
-        );
+        assert_eq!(decode.flops(), Some(32.0 * 218_103_808.0 * 2.0 + attention));
 
         let sweep = KernelSpec::IntensitySweep {
             elements: SWEEP_ELEMENTS,

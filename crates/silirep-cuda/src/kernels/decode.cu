@@ -78,18 +78,18 @@ struct TileResult {
     float ss[2];
 };
 
-// Block `tile` computes the 16 rows from 16·tile of W·xᵀ for `batch` tokens, W [rows×k]
+// A block's tile `tile` is the 16 rows from 16·tile of W·xᵀ for `batch` tokens, W [rows×k]
 // row-major, x [batch×k]. Warps split k into DEC_CHUNK-column chunks (warp w takes chunks w,
 // w+8, …), then the 8 partial tiles are summed through shared memory. Lane (g, t) loads
 // the 8 columns from c + 8t of rows g and g+8 and of token g; the two mmas of a 32-column
 // step take those 8 columns as their k = {2t, 2t+1, 2t+8, 2t+9} of two k-tiles, in the same
 // order for weights and tokens, so every product pairs the right column.
 template <bool BF16>
-__device__ __forceinline__ TileResult gemv_tile(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
+__device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
     __shared__ float part[DEC_WARPS][32][4];
     __shared__ float part_ss[DEC_WARPS][32];
     const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const u64 row = (u64)blockIdx.x * DEC_TILE + g;
+    const u64 row = (u64)tile * DEC_TILE + g;
     const u16* w_lo = w + row * k + 8 * t;
     const u16* w_hi = w_lo + (u64)8 * k;
     const bool has_token = g < batch;
@@ -154,6 +154,8 @@ __device__ __forceinline__ TileResult gemv_tile(const u16* __restrict__ w, const
         }
         r.ss[j] = s;
     }
+    // The next tile of a block rewrites `part`.
+    __syncthreads();
     return r;
 }
 
@@ -164,8 +166,10 @@ __device__ __forceinline__ float rms_scale(float ss, u32 k, float eps) { return 
 template <bool BF16>
 __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ q,
                            u16* __restrict__ kcache, u16* __restrict__ vcache, u32 qd, u32 kvd, u32 head_dim, u32 slots, u32 pos) {
-    const TileResult r = gemv_tile<BF16>(w, x, k, batch, true);
-    if (threadIdx.x >= 32) return;
+    const u32 tiles = (qd + 2 * kvd) / DEC_TILE;
+    for (u32 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, true);
+    if (threadIdx.x >= 32) continue;
     const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -174,7 +178,7 @@ __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x,
         const float inv = rms_scale(r.ss[j], k, eps);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            const u32 row = blockIdx.x * DEC_TILE + g + 8 * half;
+            const u32 row = tile * DEC_TILE + g + 8 * half;
             const u16 v = f32_to_half<BF16>(r.c[2 * half + j] * inv);
             if (row < qd) {
                 q[(u64)n * qd + row] = v;
@@ -185,6 +189,7 @@ __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x,
                 cache[(((u64)n * (kvd / head_dim) + head) * slots + pos) * head_dim + d] = v;
             }
         }
+    }
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
@@ -198,17 +203,19 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv_bf16(const 
 template <bool BF16>
 __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, const u16* __restrict__ residual,
                                 u16* __restrict__ out, u32 rows) {
-    const TileResult r = gemv_tile<BF16>(w, x, k, batch, false);
-    if (threadIdx.x >= 32) return;
-    const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
+    for (u32 tile = blockIdx.x; tile < rows / DEC_TILE; tile += gridDim.x) {
+        const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, false);
+        if (threadIdx.x >= 32) continue;
+        const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-        const u32 n = 2 * t + j;
-        if (n >= batch) continue;
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
+            if (n >= batch) continue;
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const u64 i = (u64)n * rows + blockIdx.x * DEC_TILE + g + 8 * half;
-            out[i] = f32_to_half<BF16>(half_to_f32<BF16>(residual[i]) + r.c[2 * half + j]);
+            for (int half = 0; half < 2; ++half) {
+                const u64 i = (u64)n * rows + tile * DEC_TILE + g + 8 * half;
+                out[i] = f32_to_half<BF16>(half_to_f32<BF16>(residual[i]) + r.c[2 * half + j]);
+            }
         }
     }
 }
@@ -224,16 +231,18 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual_bf16(c
 template <bool BF16>
 __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ out,
                               u32 intermediate) {
-    const TileResult r = gemv_tile<BF16>(w, x, k, batch, true);
-    if (threadIdx.x >= 32) return;
-    const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
+    for (u32 tile = blockIdx.x; tile < 2 * intermediate / DEC_TILE; tile += gridDim.x) {
+        const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, true);
+        if (threadIdx.x >= 32) continue;
+        const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-        const u32 n = 2 * t + j;
-        if (n >= batch) continue;
-        const float inv = rms_scale(r.ss[j], k, eps);
-        const float gate = r.c[j] * inv, up = r.c[2 + j] * inv;
-        out[(u64)n * intermediate + blockIdx.x * (DEC_TILE / 2) + g] = f32_to_half<BF16>(gate / (1.0f + __expf(-gate)) * up);
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
+            if (n >= batch) continue;
+            const float inv = rms_scale(r.ss[j], k, eps);
+            const float gate = r.c[j] * inv, up = r.c[2 + j] * inv;
+            out[(u64)n * intermediate + tile * (DEC_TILE / 2) + g] = f32_to_half<BF16>(gate / (1.0f + __expf(-gate)) * up);
+        }
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
