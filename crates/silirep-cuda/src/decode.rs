@@ -25,19 +25,24 @@ use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
 use crate::host::{ElemType, Rng, dot, power_of_two_at_most};
 use cudarc::driver::sys::{self, CUlaunchAttributeID, CUstreamCaptureMode};
-use cudarc::driver::{CudaGraph, LaunchConfig, PushKernelArg, result};
+use cudarc::driver::{CudaGraph, CudaStream, LaunchConfig, PushKernelArg, result};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
 use silirep_core::{Dtype, KernelError, LayerShape, PreparedKernel};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
 /// Tokens one tensor-core GEMV handles (the mma's n = 8; `DEC_MAX_BATCH` in decode.cu).
 pub const GEMV_MAX_BATCH: u64 = 8;
-/// Rows per GEMV block and columns per warp chunk (`DEC_TILE`, `DEC_CHUNK` in decode.cu).
+/// Rows per GEMV block (`DEC_TILE` in decode.cu), and the columns every GEMV's k must be a
+/// multiple of: the kernels need whole chunks, and the deepest is 8 steps of 32 columns.
 const TILE: u64 = 16;
-const CHUNK: u64 = 128;
+const CHUNK: u64 = 256;
+/// Chunk depths the GEMV kernels are compiled with (`decode_qkv4_f16`, `decode_qkv8_f16`, …).
+const DEPTHS: [u32; 2] = [4, 8];
 const GEMV_THREADS: u32 = 256;
 /// The attention kernel's fixed geometry (`ATT_*` in decode.cu).
 const ATT_HEAD_DIM: u64 = 128;
@@ -57,6 +62,17 @@ struct Weights {
     o: Buffer,
     gate_up: Buffer,
     down: Buffer,
+}
+
+/// Offset (in elements) of element (`row`, `col`) of a `[rows×k]` matrix in the GEMV path's
+/// tiled layout (decode.cu explains it): 16-row tiles, each k/32 blocks of 512 elements, a
+/// block holding rows 0–7 then 8–15 of the tile as 32 lanes × 8 consecutive columns, lane
+/// (g, t) = row g, columns 8t…8t+7 of the block's 32.
+pub fn tiled_offset(row: u64, col: u64, k: u64) -> u64 {
+    let (tile, r) = (row / TILE, row % TILE);
+    let (half, g) = (r / 8, r % 8);
+    let (step, t, e) = (col / 32, (col % 32) / 8, col % 8);
+    tile * TILE * k + step * 512 + half * 256 + (g * 4 + t) * 8 + e
 }
 
 /// The physical row of gate row `i` (`up` false) or up row `i` in the interleaved matrix.
@@ -114,6 +130,11 @@ enum Arg {
 
 pub struct Decode<'a> {
     gpu: &'a Gpu,
+    /// The stream graphs are captured on: the backend's stream is the legacy default stream,
+    /// which cannot be captured. Graphs are then launched on the backend's stream, where the
+    /// timing events are.
+    side: Arc<CudaStream>,
+    capturing: Cell<bool>,
     shape: LayerShape,
     elem: ElemType,
     batch: u64,
@@ -142,8 +163,10 @@ pub struct Decode<'a> {
     /// Most blocks each stage's GEMV launches (`Stage as usize`): a smaller grid loops over
     /// the 16-row tiles, chosen per stage by timing in `prepare`.
     grid_caps: [u64; 5],
-    /// (stage, blocks, seconds for every layer) of each grid tried.
-    grid_tries: Vec<(Stage, u64, f64)>,
+    /// Chunk depth (one of [`DEPTHS`]) of each stage's GEMV, tuned with the grid.
+    depths: [u32; 5],
+    /// (stage, depth, blocks, seconds for every layer) of each GEMV variant tried.
+    grid_tries: Vec<(Stage, u32, u64, f64)>,
     /// Launch variants the driver refused to capture, with its error.
     failures: Vec<String>,
     read_bandwidth: f64,
@@ -294,6 +317,8 @@ impl<'a> Decode<'a> {
         };
         let mut d = Decode {
             gpu,
+            side: gpu.ctx.new_stream().map_err(driver_error)?,
+            capturing: Cell::new(false),
             shape,
             elem,
             batch,
@@ -320,6 +345,7 @@ impl<'a> Decode<'a> {
             variants: Vec::new(),
             stages: Vec::new(),
             grid_caps: [u64::MAX; 5],
+            depths: [4; 5],
             grid_tries: Vec::new(),
             failures: Vec::new(),
             read_bandwidth,
@@ -380,12 +406,8 @@ impl<'a> Decode<'a> {
                     continue;
                 }
             };
-            graph.launch().map_err(driver_error)?;
-            let t = median(
-                &self
-                    .gpu
-                    .time(REPS, 1, || graph.launch().map_err(driver_error))?,
-            );
+            self.replay(&graph)?;
+            let t = median(&self.gpu.time(REPS, 1, || self.replay(&graph))?);
             self.variants.push((name.into(), t));
             if best.as_ref().is_none_or(|b| t < b.2) {
                 best = Some((pdl, graph, t));
@@ -402,12 +424,8 @@ impl<'a> Decode<'a> {
                 continue;
             }
             let g = self.capture(Some(stage))?;
-            g.launch().map_err(driver_error)?;
-            let t = median(
-                &self
-                    .gpu
-                    .time(REPS, 1, || g.launch().map_err(driver_error))?,
-            );
+            self.replay(&g)?;
+            let t = median(&self.gpu.time(REPS, 1, || self.replay(&g))?);
             self.stages.push((stage, t));
         }
         self.graph = Some(graph);
@@ -433,27 +451,27 @@ impl<'a> Decode<'a> {
             (Stage::Down, h),
         ] {
             let tiles = rows / TILE;
-            let mut best = (f64::INFINITY, tiles);
-            let mut tried = Vec::new();
-            for cap in [tiles, 4 * sms, 3 * sms, 2 * sms, sms] {
-                if cap > tiles || tried.contains(&cap) {
-                    continue;
-                }
-                tried.push(cap);
-                self.grid_caps[stage as usize] = cap;
-                let g = self.capture(Some(stage))?;
-                g.launch().map_err(driver_error)?;
-                let t = median(
-                    &self
-                        .gpu
-                        .time(REPS, 1, || g.launch().map_err(driver_error))?,
-                );
-                self.grid_tries.push((stage, cap, t));
-                if t < best.0 {
-                    best = (t, cap);
+            let mut best = (f64::INFINITY, 4, tiles);
+            for depth in DEPTHS {
+                let mut tried = Vec::new();
+                for cap in [tiles, 4 * sms, 3 * sms, 2 * sms, sms] {
+                    if cap > tiles || tried.contains(&cap) {
+                        continue;
+                    }
+                    tried.push(cap);
+                    self.grid_caps[stage as usize] = cap;
+                    self.depths[stage as usize] = depth;
+                    let g = self.capture(Some(stage))?;
+                    self.replay(&g)?;
+                    let t = median(&self.gpu.time(REPS, 1, || self.replay(&g))?);
+                    self.grid_tries.push((stage, depth, cap, t));
+                    if t < best.0 {
+                        best = (t, depth, cap);
+                    }
                 }
             }
-            self.grid_caps[stage as usize] = best.1;
+            self.depths[stage as usize] = best.1;
+            self.grid_caps[stage as usize] = best.2;
         }
         self.pdl = false;
         Ok(())
@@ -461,18 +479,37 @@ impl<'a> Decode<'a> {
 
     fn capture(&self, only: Option<Stage>) -> Result<CudaGraph, KernelError> {
         self.gpu.synchronize()?;
-        self.gpu
-            .stream
+        self.side
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(driver_error)?;
+        self.capturing.set(true);
         let run = self.run_once(only);
+        self.capturing.set(false);
         let graph = self
-            .gpu
-            .stream
+            .side
             .end_capture(sys::CUgraphInstantiate_flags(0))
             .map_err(driver_error)?;
         run?;
         graph.ok_or_else(|| KernelError::Backend("CUDA graph capture recorded nothing".into()))
+    }
+
+    /// The stream work goes to: the capture stream while capturing, else the backend's.
+    fn stream(&self) -> &Arc<CudaStream> {
+        if self.capturing.get() {
+            &self.side
+        } else {
+            &self.gpu.stream
+        }
+    }
+
+    /// Launches `graph` on the backend's stream (after everything queued there).
+    fn replay(&self, graph: &CudaGraph) -> Result<(), KernelError> {
+        self.gpu.ctx.bind_to_thread().map_err(driver_error)?;
+        // SAFETY: the executable graph is alive (owned by `graph`) and was captured from this
+        // context's launches over buffers that outlive it.
+        unsafe { sys::cuGraphLaunch(graph.cu_graph_exec(), self.gpu.stream.cu_stream()) }
+            .result()
+            .map_err(driver_error)
     }
 
     fn name(&self, kernel: &str) -> Result<String, KernelError> {
@@ -511,7 +548,7 @@ impl<'a> Decode<'a> {
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: 0,
-            hStream: self.gpu.stream.cu_stream(),
+            hStream: self.stream().cu_stream(),
             attrs: if pdl { &mut attr } else { std::ptr::null_mut() },
             numAttrs: u32::from(pdl),
         };
@@ -566,9 +603,11 @@ impl<'a> Decode<'a> {
         let y = self.y[layer % 2].ptr;
         let b = self.batch as u32;
         let pos = (self.slots - 1) as u32;
+        let st = self.stream().cu_stream() as cudarc::cublaslt::sys::cudaStream_t;
         let gemv = |kernel: &str, rows: u64, args: &[Arg]| {
             let blocks = (rows / TILE).min(self.grid_caps[stage as usize]);
-            self.launch(kernel, (blocks as u32, 1, 1), GEMV_THREADS, args, self.pdl)
+            let name = format!("{kernel}{}", self.depths[stage as usize]);
+            self.launch(&name, (blocks as u32, 1, 1), GEMV_THREADS, args, self.pdl)
         };
         let attn_in = if self.context == 0 {
             // No KV cache: the token's own query passes to the output projection.
@@ -667,7 +706,7 @@ impl<'a> Decode<'a> {
             ),
             (Some(g), Stage::Qkv) => {
                 self.rms_norm(x, g.normed.ptr)?;
-                g.qkv.run(g.normed.ptr, w.qkv.ptr, g.qkv_out.ptr)?;
+                g.qkv.run_on(st, g.normed.ptr, w.qkv.ptr, g.qkv_out.ptr)?;
                 self.launch(
                     "decode_kv_append",
                     (self.gpu.info.sm_count * 4, 1, 1),
@@ -691,13 +730,13 @@ impl<'a> Decode<'a> {
                     // The query rows of the QKV output, strided: copy them out first.
                     self.copy_rows(g.qkv_out.ptr, qd + 2 * kvd, self.attn.ptr, qd)?;
                 }
-                g.o.run(self.attn.ptr, w.o.ptr, g.o_out.ptr)?;
+                g.o.run_on(st, self.attn.ptr, w.o.ptr, g.o_out.ptr)?;
                 self.elementwise("add", x, g.o_out.ptr, self.x2.ptr, self.batch * h)
             }
             (Some(g), Stage::GateUp) => {
                 self.rms_norm(self.x2.ptr, g.normed.ptr)?;
                 g.gate_up
-                    .run(g.normed.ptr, w.gate_up.ptr, g.gate_up_out.ptr)?;
+                    .run_on(st, g.normed.ptr, w.gate_up.ptr, g.gate_up_out.ptr)?;
                 self.launch(
                     "decode_swiglu_tiles",
                     (self.gpu.info.sm_count * 4, 1, 1),
@@ -712,7 +751,8 @@ impl<'a> Decode<'a> {
                 )
             }
             (Some(g), Stage::Down) => {
-                g.down.run(self.act.ptr, w.down.ptr, g.down_out.ptr)?;
+                g.down
+                    .run_on(st, self.act.ptr, w.down.ptr, g.down_out.ptr)?;
                 self.elementwise("add", self.x2.ptr, g.down_out.ptr, y, self.batch * h)
             }
         }
@@ -733,7 +773,7 @@ impl<'a> Decode<'a> {
                     dst + t * width * es,
                     src + t * src_stride * es,
                     (width * es) as usize,
-                    self.gpu.stream.cu_stream(),
+                    self.stream().cu_stream(),
                 )
             }
             .map_err(driver_error)?;
@@ -743,7 +783,7 @@ impl<'a> Decode<'a> {
 
     fn elementwise(&self, name: &str, a: u64, b: u64, out: u64, n: u64) -> Result<(), KernelError> {
         let f = self.gpu.function(&self.name(name)?)?;
-        let mut launch = self.gpu.stream.launch_builder(f);
+        let mut launch = self.stream().launch_builder(f);
         launch.arg(&a).arg(&b).arg(&out).arg(&n);
         // SAFETY: (a, b, out, n) over n 16-bit elements, as in layer.cu.
         unsafe { launch.launch(self.gpu.persistent_grid(4, 256)) }.map_err(driver_error)?;
@@ -758,7 +798,7 @@ impl<'a> Decode<'a> {
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        let mut launch = self.gpu.stream.launch_builder(f);
+        let mut launch = self.stream().launch_builder(f);
         launch.arg(&x).arg(&y).arg(&width).arg(&EPS);
         // SAFETY: one block per row of `width` elements.
         unsafe { launch.launch(cfg) }.map_err(driver_error)?;
@@ -767,7 +807,7 @@ impl<'a> Decode<'a> {
 
     fn step(&self) -> Result<(), KernelError> {
         match &self.graph {
-            Some(g) => g.launch().map_err(driver_error),
+            Some(g) => self.replay(g),
             None => self.run_once(None),
         }
     }
@@ -839,6 +879,19 @@ impl PreparedKernel for Decode<'_> {
         let one = |buf: u64, index: u64| -> Result<f64, KernelError> {
             Ok(gpu.download(buf, elem, index as usize, 1)?[0])
         };
+        // Row `r` of a `[rows×k]` weight matrix: the GEMV path stores tiles (`tiled_offset`),
+        // so the row is gathered from its tile's block; cuBLASLt's path stores rows.
+        let tiled = self.gemm.is_none();
+        let wrow = |buf: u64, k: u64, r: u64| -> Result<Vec<f64>, KernelError> {
+            if !tiled {
+                return row(buf, k, r);
+            }
+            let base = (r / TILE) * TILE * k;
+            let block = gpu.download(buf, elem, base as usize, (TILE * k) as usize)?;
+            Ok((0..k)
+                .map(|c| block[tiled_offset(r % TILE, c, k) as usize])
+                .collect())
+        };
         let rms = |v: &[f64]| silirep_core::reference::rms_norm_scale(v, EPS as f64);
         let cache_index = |t: u64, head: u64, slot: u64, d: u64| {
             ((t * self.shape.kv_heads + head) * self.slots + slot) * hd + d
@@ -852,7 +905,7 @@ impl PreparedKernel for Decode<'_> {
             let t = rng.index(tokens as usize) as u64;
             let r = rng.index((qd + 2 * kvd) as usize) as u64;
             let xt = row(x, h, t)?;
-            let e = rms(&xt) * dot(&xt, &row(w.qkv.ptr, h, r)?);
+            let e = rms(&xt) * dot(&xt, &wrow(w.qkv.ptr, h, r)?);
             let a = if r < qd {
                 one(q, t * q_stride + r)?
             } else {
@@ -904,7 +957,7 @@ impl PreparedKernel for Decode<'_> {
                 Some(p) => row(p, qd, t)?,
                 None => gpu.download(q, elem, (t * q_stride) as usize, qd as usize)?,
             };
-            expected.push(one(x, t * h + r)? + dot(&a, &row(w.o.ptr, qd, r)?));
+            expected.push(one(x, t * h + r)? + dot(&a, &wrow(w.o.ptr, qd, r)?));
             actual.push(one(self.x2.ptr, t * h + r)?);
         }
         // act = silu(rms(x2)·gate)·(rms(x2)·up)
@@ -913,8 +966,8 @@ impl PreparedKernel for Decode<'_> {
             let i = rng.index(inter as usize) as u64;
             let x2 = row(self.x2.ptr, h, t)?;
             let s = rms(&x2);
-            let gate = s * dot(&x2, &row(w.gate_up.ptr, h, gate_up_row(i, false))?);
-            let up = s * dot(&x2, &row(w.gate_up.ptr, h, gate_up_row(i, true))?);
+            let gate = s * dot(&x2, &wrow(w.gate_up.ptr, h, gate_up_row(i, false))?);
+            let up = s * dot(&x2, &wrow(w.gate_up.ptr, h, gate_up_row(i, true))?);
             expected.push(silu(gate) * up);
             actual.push(one(self.act.ptr, t * inter + i)?);
         }
@@ -923,7 +976,7 @@ impl PreparedKernel for Decode<'_> {
             let t = rng.index(tokens as usize) as u64;
             let r = rng.index(h as usize) as u64;
             let e = one(self.x2.ptr, t * h + r)?
-                + dot(&row(self.act.ptr, inter, t)?, &row(w.down.ptr, inter, r)?);
+                + dot(&row(self.act.ptr, inter, t)?, &wrow(w.down.ptr, inter, r)?);
             expected.push(e);
             actual.push(one(y, t * h + r)?);
         }
@@ -995,13 +1048,19 @@ impl PreparedKernel for Decode<'_> {
                     "one block per 16-row tile".into()
                 } else {
                     format!(
-                        "blocks per GEMV stage, chosen by timing each stage over every layer (µs per layer): {}",
+                        "chunk depth × blocks per GEMV stage, chosen (*) by timing each stage alone over every layer (µs per layer): {}",
                         self.grid_tries
                             .iter()
-                            .map(|(s, b, t)| format!(
-                                "{} {b}{} {:.2}",
+                            .map(|(s, u, b, t)| format!(
+                                "{} U{u}×{b}{} {:.2}",
                                 s.name(),
-                                if self.grid_caps[*s as usize] == *b { "*" } else { "" },
+                                if self.grid_caps[*s as usize] == *b
+                                    && self.depths[*s as usize] == *u
+                                {
+                                    "*"
+                                } else {
+                                    ""
+                                },
                                 t * 1e6 / self.layers.len() as f64
                             ))
                             .collect::<Vec<_>>()
@@ -1081,6 +1140,50 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    /// The GEMV kernels' addressing, as decode.cu computes it: lane (g, t) of a warp, step
+    /// `s` of tile `tile`, loads 8 elements from `wt + s·512` (rows 0–7) and `+ 256` (rows
+    /// 8–15), `wt = w + tile·16·k + 8·lane`, and uses them as row g (or g + 8), columns
+    /// 32s + 8t … 32s + 8t + 7.
+    fn kernel_load(tile: u64, step: u64, lane: u64, high: bool, k: u64) -> u64 {
+        tile * TILE * k + 8 * lane + step * 512 + if high { 256 } else { 0 }
+    }
+
+    #[test]
+    fn tiled_layout_is_what_the_kernel_reads() {
+        let (rows, k) = (48u64, 96u64);
+        // A bijection onto the matrix's elements.
+        let mut seen = vec![false; (rows * k) as usize];
+        for r in 0..rows {
+            for c in 0..k {
+                let o = tiled_offset(r, c, k) as usize;
+                assert!(!seen[o], "({r}, {c})");
+                seen[o] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        // Every lane's 8 loaded elements are the row and columns the mma fragments take.
+        for tile in 0..rows / TILE {
+            for step in 0..k / 32 {
+                for lane in 0..32 {
+                    let (g, t) = (lane / 4, lane % 4);
+                    for high in [false, true] {
+                        let r = tile * TILE + g + if high { 8 } else { 0 };
+                        for e in 0..8 {
+                            let c = step * 32 + 8 * t + e;
+                            assert_eq!(
+                                kernel_load(tile, step, lane, high, k) + e,
+                                tiled_offset(r, c, k)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // A warp's load is 512 contiguous bytes: lanes 16 bytes apart.
+        assert_eq!(tiled_offset(0, 8, k) - tiled_offset(0, 0, k), 8);
+        assert_eq!(tiled_offset(1, 0, k) - tiled_offset(0, 24, k), 8);
     }
 
     #[test]

@@ -24,9 +24,8 @@
 
 #define DEC_THREADS 256
 #define DEC_WARPS 8
-// 32-column steps per chunk: 2 rows × DEC_U 16-byte weight loads in flight per lane.
-#define DEC_U 4
-#define DEC_CHUNK (32 * DEC_U)
+// Each kernel comes in two depths U (decode_qkv4_f16, decode_qkv8_f16, …): a warp's chunk is
+// U 32-column steps, 2·U 16-byte weight loads in flight per lane; decode.rs picks per stage.
 #define DEC_TILE 16
 #define DEC_MAX_BATCH 8
 
@@ -78,60 +77,67 @@ struct TileResult {
     float ss[2];
 };
 
-// A block's tile `tile` is the 16 rows from 16·tile of W·xᵀ for `batch` tokens, W [rows×k]
-// row-major, x [batch×k]. Warps split k into DEC_CHUNK-column chunks (warp w takes chunks w,
-// w+8, …), then the 8 partial tiles are summed through shared memory. Lane (g, t) loads
-// the 8 columns from c + 8t of rows g and g+8 and of token g; the two mmas of a 32-column
-// step take those 8 columns as their k = {2t, 2t+1, 2t+8, 2t+9} of two k-tiles, in the same
-// order for weights and tokens, so every product pairs the right column.
-template <bool BF16>
+// Weight layout (the GEMV path's own, written by the host as it fills the weights): each
+// 16-row tile of W [rows×k] is stored as k/32 blocks of 1 KiB, one per 32-column step; a
+// block holds rows 0–7 then rows 8–15, each half as 32 lanes × 8 columns in the order lane
+// (g, t) reads them: row g, columns 8t…8t+7 of the step. So every warp load is 512
+// contiguous bytes and a warp's chunk of U steps is U KiB in one run, the access pattern of
+// a plain read kernel, where row-major rows would give 64-byte pieces of 8 rows 2k bytes
+// apart. (`tiled_offset` in decode.rs is the same map; its tests hold the two together.)
+//
+// A block's tile `tile` is the 16 rows from 16·tile of W·xᵀ for `batch` tokens, x [batch×k]
+// row-major. Warps split k into chunks of U steps (warp w takes chunks w, w+8, …), then the
+// 8 partial tiles are summed through shared memory. Lane (g, t) holds the 8 columns from
+// 32s + 8t of rows g and g+8 and of token g; the two mmas of step s take those 8 columns as
+// their k = {2t, 2t+1, 2t+8, 2t+9} of two k-tiles, in the same order for weights and tokens,
+// so every product pairs the right column.
+template <bool BF16, int U>
 __device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
     __shared__ float part[DEC_WARPS][32][4];
     __shared__ float part_ss[DEC_WARPS][32];
     const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const u64 row = (u64)tile * DEC_TILE + g;
-    const u16* w_lo = w + row * k + 8 * t;
-    const u16* w_hi = w_lo + (u64)8 * k;
+    const u16* wt = w + (u64)tile * DEC_TILE * k + 8 * lane;
     const bool has_token = g < batch;
     const u16* xr = x + (u64)(has_token ? g : 0) * k + 8 * t;
-    const u32 chunks = k / DEC_CHUNK;
+    const u32 chunks = k / (32 * U);
 
-    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // Two accumulator sets halve the chain of dependent mmas per chunk.
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     float ss = 0.0f;
-    uint4 lo[DEC_U], hi[DEC_U];
+    uint4 lo[U], hi[U];
     u32 chunk = warp;
     if (chunk < chunks) {
 #pragma unroll
-        for (int u = 0; u < DEC_U; ++u) {
-            lo[u] = load_weight(w_lo + (u64)chunk * DEC_CHUNK + 32 * u);
-            hi[u] = load_weight(w_hi + (u64)chunk * DEC_CHUNK + 32 * u);
+        for (int u = 0; u < U; ++u) {
+            lo[u] = load_weight(wt + (u64)(chunk * U + u) * 512);
+            hi[u] = load_weight(wt + (u64)(chunk * U + u) * 512 + 256);
         }
     }
     // Everything above reads weights only; activations are the previous kernel's output.
     griddep_wait();
     griddep_launch_dependents();
     while (chunk < chunks) {
-        uint4 xv[DEC_U];
+        uint4 xv[U];
 #pragma unroll
-        for (int u = 0; u < DEC_U; ++u)
-            xv[u] = has_token ? load_activation(xr + (u64)chunk * DEC_CHUNK + 32 * u) : make_uint4(0, 0, 0, 0);
+        for (int u = 0; u < U; ++u)
+            xv[u] = has_token ? load_activation(xr + (u64)(chunk * U + u) * 32) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-        for (int u = 0; u < DEC_U; ++u) {
+        for (int u = 0; u < U; ++u) {
             mma16816<BF16>(c, lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
-            mma16816<BF16>(c, lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+            mma16816<BF16>(d, lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
             if (norm) ss += sum_squares<BF16>(xv[u]);
         }
         chunk += DEC_WARPS;
         if (chunk < chunks) {
 #pragma unroll
-            for (int u = 0; u < DEC_U; ++u) {
-                lo[u] = load_weight(w_lo + (u64)chunk * DEC_CHUNK + 32 * u);
-                hi[u] = load_weight(w_hi + (u64)chunk * DEC_CHUNK + 32 * u);
+            for (int u = 0; u < U; ++u) {
+                lo[u] = load_weight(wt + (u64)(chunk * U + u) * 512);
+                hi[u] = load_weight(wt + (u64)(chunk * U + u) * 512 + 256);
             }
         }
     }
 #pragma unroll
-    for (int e = 0; e < 4; ++e) part[warp][lane][e] = c[e];
+    for (int e = 0; e < 4; ++e) part[warp][lane][e] = c[e] + d[e];
     part_ss[warp][lane] = ss;
     __syncthreads();
     TileResult r;
@@ -163,48 +169,54 @@ __device__ __forceinline__ float rms_scale(float ss, u32 k, float eps) { return 
 
 // The first qd rows are the query, the next kvd the new key, the last kvd the new value; the
 // key and value go straight into slot `pos` of the cache [batch][kv_heads][slots][head_dim].
-template <bool BF16>
+template <bool BF16, int U>
 __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ q,
                            u16* __restrict__ kcache, u16* __restrict__ vcache, u32 qd, u32 kvd, u32 head_dim, u32 slots, u32 pos) {
     const u32 tiles = (qd + 2 * kvd) / DEC_TILE;
     for (u32 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, true);
-    if (threadIdx.x >= 32) continue;
-    const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
+        if (threadIdx.x >= 32) continue;
+        const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-        const u32 n = 2 * t + j;
-        if (n >= batch) continue;
-        const float inv = rms_scale(r.ss[j], k, eps);
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
+            if (n >= batch) continue;
+            const float inv = rms_scale(r.ss[j], k, eps);
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const u32 row = tile * DEC_TILE + g + 8 * half;
-            const u16 v = f32_to_half<BF16>(r.c[2 * half + j] * inv);
-            if (row < qd) {
-                q[(u64)n * qd + row] = v;
-            } else {
-                const u32 rr = row < qd + kvd ? row - qd : row - qd - kvd;
-                u16* cache = row < qd + kvd ? kcache : vcache;
-                const u32 head = rr / head_dim, d = rr % head_dim;
-                cache[(((u64)n * (kvd / head_dim) + head) * slots + pos) * head_dim + d] = v;
+            for (int half = 0; half < 2; ++half) {
+                const u32 row = tile * DEC_TILE + g + 8 * half;
+                const u16 v = f32_to_half<BF16>(r.c[2 * half + j] * inv);
+                if (row < qd) {
+                    q[(u64)n * qd + row] = v;
+                } else {
+                    const u32 rr = row < qd + kvd ? row - qd : row - qd - kvd;
+                    u16* cache = row < qd + kvd ? kcache : vcache;
+                    const u32 head = rr / head_dim, d = rr % head_dim;
+                    cache[(((u64)n * (kvd / head_dim) + head) * slots + pos) * head_dim + d] = v;
+                }
             }
         }
     }
-    }
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<false, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<true, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<false, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<true, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 
 // out = residual + W·x, rows wide (the output projection and the down projection).
-template <bool BF16>
+template <bool BF16, int U>
 __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, const u16* __restrict__ residual,
                                 u16* __restrict__ out, u32 rows) {
     for (u32 tile = blockIdx.x; tile < rows / DEC_TILE; tile += gridDim.x) {
-        const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, false);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, false);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -219,20 +231,26 @@ __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict
         }
     }
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false>(w, x, k, batch, residual, out, rows);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<false, 4>(w, x, k, batch, residual, out, rows);
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true>(w, x, k, batch, residual, out, rows);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<true, 4>(w, x, k, batch, residual, out, rows);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<false, 8>(w, x, k, batch, residual, out, rows);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<true, 8>(w, x, k, batch, residual, out, rows);
 }
 
 // Gate and up rows interleaved in 16-row tiles: rows 16j…16j+7 are gate 8j…8j+7, rows
 // 16j+8…16j+15 are up 8j…8j+7, so one lane holds gate i and up i (accumulator rows g, g+8).
-template <bool BF16>
+template <bool BF16, int U>
 __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ out,
                               u32 intermediate) {
     for (u32 tile = blockIdx.x; tile < 2 * intermediate / DEC_TILE; tile += gridDim.x) {
-        const TileResult r = gemv_tile<BF16>(tile, w, x, k, batch, true);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -245,11 +263,17 @@ __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__
         }
     }
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false>(w, x, k, batch, eps, out, inter);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<false, 4>(w, x, k, batch, eps, out, inter);
 }
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true>(w, x, k, batch, eps, out, inter);
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<true, 4>(w, x, k, batch, eps, out, inter);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<false, 8>(w, x, k, batch, eps, out, inter);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<true, 8>(w, x, k, batch, eps, out, inter);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -311,22 +335,35 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         run_l[tid] = 0.0f;
     }
     for (u32 j0 = start; j0 < end; j0 += ATT_TILE) {
+        // Every key and value load of the tile first (16 per thread in flight), so the value
+        // rows arrive while the logits and the softmax are computed; rows past the end read
+        // as zeros (their probability is 0).
+        uint4 kraw[ATT_TILE / 16][2], vraw[ATT_TILE / 8];
+#pragma unroll
+        for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
+            const u32 j = j0 + pass * 16 + pos_in_pass;
+            const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
+#pragma unroll
+            for (int v = 0; v < 2; ++v) kraw[pass][v] = j < end ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < ATT_TILE / 8; ++i) {
+            const u32 j = j0 + vj + 8 * i;
+            vraw[i] = j < end ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
+        }
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 jj = pass * 16 + pos_in_pass, j = j0 + jj;
             float s[ATT_GROUP] = {0.0f, 0.0f, 0.0f, 0.0f};
-            if (j < end) {
-                const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
 #pragma unroll
-                for (int v = 0; v < 2; ++v) {
-                    const uint4 raw = load_activation(kr + 8 * v);
-                    const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+            for (int v = 0; v < 2; ++v) {
+                const uint4 raw = kraw[pass][v];
+                const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float a = half_to_f32<BF16>((u16)(w[e] & 0xffff)), b = half_to_f32<BF16>((u16)(w[e] >> 16));
+                for (int e = 0; e < 4; ++e) {
+                    const float a = half_to_f32<BF16>((u16)(w[e] & 0xffff)), b = half_to_f32<BF16>((u16)(w[e] >> 16));
 #pragma unroll
-                        for (int h = 0; h < ATT_GROUP; ++h) s[h] += qr[h][8 * v + 2 * e] * a + qr[h][8 * v + 2 * e + 1] * b;
-                    }
+                    for (int h = 0; h < ATT_GROUP; ++h) s[h] += qr[h][8 * v + 2 * e] * a + qr[h][8 * v + 2 * e + 1] * b;
                 }
             }
 #pragma unroll
@@ -369,9 +406,8 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         }
 #pragma unroll
         for (int i = 0; i < ATT_TILE / 8; ++i) {
-            const u32 jj = vj + 8 * i, j = j0 + jj;
-            if (j >= end) break;
-            const uint4 raw = load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd);
+            const u32 jj = vj + 8 * i;
+            const uint4 raw = vraw[i];
             const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
             float pv[ATT_GROUP];
 #pragma unroll
