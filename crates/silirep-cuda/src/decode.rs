@@ -41,8 +41,9 @@ pub const GEMV_MAX_BATCH: u64 = 8;
 /// multiple of: the kernels need whole chunks, and the deepest is 8 steps of 32 columns.
 const TILE: u64 = 16;
 const CHUNK: u64 = 256;
-/// Chunk depths the GEMV kernels are compiled with (`decode_qkv4_f16`, `decode_qkv8_f16`, …).
-const DEPTHS: [u32; 2] = [4, 8];
+/// Chunk depths the GEMV kernels are compiled with (`decode_qkv2_f16`, `decode_qkv4_f16`, …):
+/// deeper keeps more loads in flight per warp, shallower spreads a matrix over more warps.
+const DEPTHS: [u32; 3] = [2, 4, 8];
 const GEMV_THREADS: u32 = 256;
 /// The attention kernel's fixed geometry (`ATT_*` in decode.cu).
 const ATT_HEAD_DIM: u64 = 128;

@@ -24,7 +24,7 @@
 
 #define DEC_THREADS 256
 #define DEC_WARPS 8
-// Each kernel comes in two depths U (decode_qkv4_f16, decode_qkv8_f16, …): a warp's chunk is
+// Each kernel comes in three depths U (decode_qkv2_f16, decode_qkv4_f16, decode_qkv8_f16, …): a warp's chunk is
 // U 32-column steps, 2·U 16-byte weight loads in flight per lane; decode.rs picks per stage.
 #define DEC_TILE 16
 #define DEC_MAX_BATCH 8
@@ -198,6 +198,12 @@ __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x,
         }
     }
 }
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<false, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
+    decode_qkv<true, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+}
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
     decode_qkv<false, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
@@ -231,6 +237,12 @@ __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict
         }
     }
 }
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<false, 2>(w, x, k, batch, residual, out, rows);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
+    decode_residual<true, 2>(w, x, k, batch, residual, out, rows);
+}
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
     decode_residual<false, 4>(w, x, k, batch, residual, out, rows);
 }
@@ -262,6 +274,12 @@ __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__
             out[(u64)n * intermediate + tile * (DEC_TILE / 2) + g] = f32_to_half<BF16>(gate / (1.0f + __expf(-gate)) * up);
         }
     }
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<false, 2>(w, x, k, batch, eps, out, inter);
+}
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
+    decode_swiglu<true, 2>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
     decode_swiglu<false, 4>(w, x, k, batch, eps, out, inter);
