@@ -309,7 +309,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(co
 template <bool BF16>
 __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const u16* __restrict__ kcache, const u16* __restrict__ vcache,
                                  u16* __restrict__ out, float* __restrict__ partial, u32* __restrict__ counters, u32 context, u32 chunk,
-                                 float scale_log2) {
+                                 float scale_log2, const u8* __restrict__ prefetch, u64 prefetch_bytes) {
     __shared__ float p[ATT_GROUP][ATT_TILE];
     __shared__ float alpha[ATT_GROUP];
     __shared__ float run_m[ATT_GROUP], run_l[ATT_GROUP];
@@ -332,6 +332,19 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[h][e] = 0.0f;
 
+    // At small batches attention moves a few MB and leaves HBM mostly idle: each block asks
+    // L2 for its share of `prefetch` (the output projection's weights, which depend on
+    // nothing), so the next GEMV finds them there. A hint: nothing waits for it.
+    if (tid == 0 && prefetch_bytes > 0) {
+        const u64 blocks = (u64)gridDim.x * gridDim.y * gridDim.z;
+        const u64 id = blockIdx.x + (u64)gridDim.x * (blockIdx.y + (u64)gridDim.y * blockIdx.z);
+        const u64 share = ((prefetch_bytes / blocks) + 15) & ~15ull;
+        const u64 first = min(prefetch_bytes, id * share), last = min(prefetch_bytes, first + share);
+        for (u64 o = first; o < last; o += 65536) {
+            const u32 n = (u32)min((u64)65536, last - o);
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(prefetch + o), "r"(n) : "memory");
+        }
+    }
     griddep_wait();
     griddep_launch_dependents();
 #pragma unroll
@@ -499,11 +512,11 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         out_row[h * ATT_HEAD_DIM + tid] = f32_to_half<BF16>(num / den);
     }
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
-    decode_attention<false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2, const u8* prefetch, u64 prefetch_bytes) {
+    decode_attention<false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2, prefetch, prefetch_bytes);
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
-    decode_attention<true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2, const u8* prefetch, u64 prefetch_bytes) {
+    decode_attention<true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2, prefetch, prefetch_bytes);
 }
 
 // ---------------------------------------------------------------------------------------
