@@ -438,7 +438,10 @@ impl<'a> Decode<'a> {
             if stage == Stage::Attention && self.context == 0 {
                 continue;
             }
-            let g = self.capture(Some(stage))?;
+            // For the record only: a stage that cannot be captured alone is left out.
+            let Ok(g) = self.capture(Some(stage)) else {
+                continue;
+            };
             self.replay(&g)?;
             let t = median(&self.gpu.time(REPS, 1, || self.replay(&g))?);
             self.stages.push((stage, t));
@@ -476,7 +479,14 @@ impl<'a> Decode<'a> {
                     tried.push(cap);
                     self.grid_caps[stage as usize] = cap;
                     self.depths[stage as usize] = depth;
-                    let g = self.capture(Some(stage))?;
+                    let g = match self.capture(Some(stage)) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            self.failures
+                                .push(format!("{} U{depth}×{cap}: {e}", stage.name()));
+                            continue;
+                        }
+                    };
                     self.replay(&g)?;
                     let t = median(&self.gpu.time(REPS, 1, || self.replay(&g))?);
                     self.grid_tries.push((stage, depth, cap, t));
