@@ -7,7 +7,9 @@
 //! - up to [`GEMV_MAX_BATCH`] tokens: five kernels per layer over fused weights — QKV (RMSNorm
 //!   folded in, the new key and value written straight into the cache), flash-decoding
 //!   attention, output projection + residual, gate/up + SwiGLU (norm folded in), down
-//!   projection + residual — launched with programmatic dependent launch when that is faster;
+//!   projection + residual — tensor-core GEMVs over weights stored in 16-row tiles
+//!   ([`tiled_offset`]), their chunk depth and grid tuned per stage, launched with
+//!   programmatic dependent launch when that is faster;
 //! - above it: cuBLASLt GEMMs over the same fused weights, the norms, residual adds and the
 //!   cache append as small kernels, the same attention kernel.
 //!
@@ -1023,7 +1025,14 @@ impl PreparedKernel for Decode<'_> {
             ("layers".into(), self.layers.len().to_string()),
             (
                 "weights".into(),
-                "random ±(power of two ≤ 1/√fan-in), stored [out×in]; q/k/v fused into one matrix, gate/up interleaved in 16-row tiles".into(),
+                format!(
+                    "random ±(power of two ≤ 1/√fan-in), [out×in] {}; q/k/v fused into one matrix, gate/up interleaved in 16-row tiles",
+                    if self.gemm.is_none() {
+                        "stored in 16-row tiles so each warp load is 512 contiguous bytes (tiled_offset)"
+                    } else {
+                        "stored row-major"
+                    }
+                ),
             ),
             (
                 "rotary_embedding".into(),
