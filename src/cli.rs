@@ -141,6 +141,11 @@ pub struct MeasureArgs {
     /// Seed for input data.
     #[arg(long, default_value_t = 0x5111_2e9)]
     pub seed: u64,
+    /// Positions each decoded token attends over in its KV cache (its own included),
+    /// replacing the suite's 1024; 0 decodes without attention. Needs a decode kernel in
+    /// the selection.
+    #[arg(long)]
+    pub decode_context: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -197,6 +197,7 @@ fn silirep_decode_on_hopper_is_within_its_stated_efficiency_of_the_memory_roof()
                 batch,
                 layers: 32,
                 shape: LayerShape::MISTRAL_7B,
+                context: 0,
                 dtype: Dtype::F16,
             }
             .bytes()

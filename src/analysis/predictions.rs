@@ -1252,6 +1252,7 @@ mod tests {
             batch: 1,
             layers: 1,
             shape: LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: Dtype::F32,
         };
         let bytes = decode.bytes().unwrap();

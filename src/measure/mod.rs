@@ -52,7 +52,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         backend = Box::new(peer::WithPeer::new(backend, link));
     }
 
-    let specs = select(backend.as_ref(), suite, &selection)?;
+    let specs = select(backend.as_ref(), suite, &selection, args.decode_context)?;
     let settings = settings_for(suite, args, &selection, target_ci);
     if args.list {
         print!(
@@ -173,6 +173,7 @@ fn select(
     backend: &dyn Backend,
     suite: Suite,
     selection: &selection::Selection,
+    decode_context: Option<u64>,
 ) -> Result<Vec<KernelSpec>> {
     let suites: Vec<(Suite, Vec<KernelSpec>)> = [Suite::Quick, Suite::Standard, Suite::Full]
         .into_iter()
@@ -185,7 +186,21 @@ fn select(
         .find(|(s, _)| *s == suite)
         .map(|(_, k)| k.clone())
         .unwrap_or_default();
-    let specs = selection.apply(chosen)?;
+    let mut specs = selection.apply(chosen)?;
+    if let Some(c) = decode_context {
+        let mut any = false;
+        for spec in &mut specs {
+            if let KernelSpec::Decode { context, .. } = spec {
+                *context = c;
+                any = true;
+            }
+        }
+        if !any && !specs.is_empty() {
+            bail!(
+                "--decode-context: the selection has no decode configuration (add --kernels decode)"
+            );
+        }
+    }
     if specs.is_empty() {
         bail!(
             "{}",
@@ -195,7 +210,7 @@ fn select(
     // The suite's own configurations are sized for this machine (and the harness records
     // any that still does not fit); sizes from the command line are the user's, so one that
     // cannot fit is a mistake to point out now, not a failure to find in the file later.
-    if selection.has_sizes() {
+    if selection.has_sizes() || decode_context.is_some() {
         for spec in &specs {
             if harness::exceeds_memory(spec, backend.memory_bytes()).is_some() {
                 bail!("{}", too_big(spec, backend));

@@ -167,6 +167,7 @@ mod tests {
             batch: 1,
             layers,
             shape: silirep_core::LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: silirep_core::Dtype::F32,
         };
         assert_eq!(

@@ -449,11 +449,17 @@ pub enum KernelSpec {
         dtype: Dtype,
     },
     /// One generation step of `batch` sequences through `layers` decoder layers: every weight
-    /// is streamed once (GEMV when batch is 1). KV-cache attention is not included.
+    /// is streamed once (GEMV when batch is 1), and each new token attends over a KV cache of
+    /// `context` positions per sequence (its own key and value included, written into the
+    /// cache's last slot). `context` 0 is a step without attention (the query passes to the
+    /// output projection), what result files from before the field existed measured; it is
+    /// then left out of the JSON, so those files read and write back unchanged.
     Decode {
         batch: u64,
         layers: u64,
         shape: LayerShape,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        context: u64,
         dtype: Dtype,
     },
     /// `elements` values loaded, `fmas_per_element` dependent multiply-adds applied to each,
@@ -807,11 +813,15 @@ impl KernelSpec {
                 batch,
                 layers,
                 shape,
+                context,
                 dtype,
             } => {
                 let es = dtype.size_bytes();
+                // Weights, the activations in and out, and every layer's KV cache.
+                let cache = 2.0 * f(*batch) * f(*context) * f(shape.kv_heads * shape.head_dim);
                 f(*layers) * f(shape.weights(LayerPart::Full)) * es
                     + 2.0 * f(*batch) * f(shape.hidden) * es
+                    + f(*layers) * cache * es
             }
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
@@ -908,8 +918,20 @@ impl KernelSpec {
                 batch,
                 layers,
                 shape,
+                context,
                 ..
-            } => format!("batch={batch} layers={layers} {}", shape_label(shape)),
+            } => {
+                // No `context=` for steps without attention: their labels stay as they were.
+                let context = if *context > 0 {
+                    format!(" context={context}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "batch={batch} layers={layers}{context} {}",
+                    shape_label(shape)
+                )
+            }
             KernelSpec::IntensitySweep {
                 elements,
                 fmas_per_element,
@@ -997,12 +1019,19 @@ impl KernelSpec {
                     Pass::Backward => 2.0 * forward,
                 }
             }
+            // 2 per weight per token, plus attention of each new token over the `context`
+            // positions it attends (its own included): Q·Kᵀ and P·V, 2·context·head_dim each
+            // per head.
             KernelSpec::Decode {
                 batch,
                 layers,
                 shape,
+                context,
                 ..
-            } => 2.0 * (*batch as f64) * (*layers * shape.weights(LayerPart::Full)) as f64,
+            } => {
+                2.0 * (*batch as f64) * (*layers * shape.weights(LayerPart::Full)) as f64
+                    + 4.0 * (*layers * *batch * shape.heads * *context * shape.head_dim) as f64
+            }
             KernelSpec::IntensitySweep {
                 elements,
                 fmas_per_element,
@@ -1089,11 +1118,16 @@ impl KernelSpec {
                 batch,
                 layers,
                 shape,
+                context,
                 dtype,
             } => {
                 let es = dtype.size_bytes();
                 let weights = (*layers * shape.weights(LayerPart::Full)) as f64 * es;
-                weights + 2.0 * (*batch * *layers * shape.hidden) as f64 * es
+                // Weights once, each layer's input read and output written, and the KV cache
+                // (`decode_kv_bytes`) of every layer.
+                weights
+                    + 2.0 * (*batch * *layers * shape.hidden) as f64 * es
+                    + *layers as f64 * decode_kv_bytes(*batch, *context, shape, es)
             }
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
@@ -1243,6 +1277,25 @@ impl SizeMeaning {
             SizeMeaning::TransferBytes => "1GiB",
         }
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The KV-cache context the suites decode at: 1024 positions, a short chat turn's history.
+/// Long enough that attention over the cache is real work at large batches (at batch 64 the
+/// cache reads are ~60% of the weight bytes for Mistral-7B), short enough that batch 1 stays
+/// the weight-streaming regime decode is known for (the cache is <1% of its bytes).
+pub const DECODE_CONTEXT: u64 = 1024;
+
+/// Bytes of the KV cache one decode step must move in each layer: every sequence's
+/// `context` − 1 earlier keys and values read and the new token's written (a fused kernel need
+/// not read its own back), so `context` key and value rows per sequence. This is
+/// `silirep-model`'s decode step with a cache of C = `context` − 1 tokens (docs/model.md).
+pub fn decode_kv_bytes(batch: u64, context: u64, shape: &LayerShape, element_bytes: f64) -> f64 {
+    let kv = (shape.kv_heads * shape.head_dim) as f64;
+    2.0 * batch as f64 * context as f64 * kv * element_bytes
 }
 
 fn shape_label(shape: &LayerShape) -> String {
@@ -1402,6 +1455,7 @@ mod tests {
             batch: 1,
             layers: 32,
             shape: LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: Dtype::F16,
         };
         let weights = 32.0 * 218_103_808.0;
@@ -1411,11 +1465,69 @@ mod tests {
     }
 
     #[test]
+    fn decode_counts_the_kv_cache() {
+        let shape = LayerShape::MISTRAL_7B;
+        let at = |batch, context| KernelSpec::Decode {
+            batch,
+            layers: 32,
+            shape,
+            context,
+            dtype: Dtype::F16,
+        };
+        let none = at(16, 0);
+        let with = at(16, 1024);
+        // K and V of 8 heads × 128 dims: 1023 earlier positions read and the new one
+        // written, per sequence and layer, 2 bytes each.
+        let kv = 32.0 * 16.0 * 2.0 * 1024.0 * 1024.0 * 2.0;
+        assert_eq!(with.bytes().unwrap() - none.bytes().unwrap(), kv);
+        // 4·batch·heads·context·head_dim per layer.
+        let attention = 32.0 * 4.0 * 16.0 * 32.0 * 1024.0 * 128.0;
+        assert_eq!(with.flops().unwrap() - none.flops().unwrap(), attention);
+        assert_eq!(
+            with.params_label(),
+            "batch=16 layers=32 context=1024 hidden=4096 heads=32 kv_heads=8 head_dim=128 intermediate=14336"
+        );
+        assert_eq!(
+            none.params_label(),
+            "batch=16 layers=32 hidden=4096 heads=32 kv_heads=8 head_dim=128 intermediate=14336"
+        );
+    }
+
+    #[test]
+    fn decode_without_context_reads_and_writes_as_before() {
+        // A step without a KV cache writes no `context` key, so it serializes exactly as
+        // before the field existed, and such JSON (every older result file) reads back as
+        // context 0.
+        let old = KernelSpec::Decode {
+            batch: 1,
+            layers: 32,
+            shape: LayerShape::MISTRAL_7B,
+            context: 0,
+            dtype: Dtype::F16,
+        };
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(!json.contains("context"), "{json}");
+        assert!(json.contains(r#""batch":1,"layers":32,"shape":"#), "{json}");
+        assert_eq!(serde_json::from_str::<KernelSpec>(&json).unwrap(), old);
+        let new = KernelSpec::Decode {
+            batch: 1,
+            layers: 32,
+            shape: LayerShape::MISTRAL_7B,
+            context: 1024,
+            dtype: Dtype::F16,
+        };
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(json.contains(r#""context":1024"#));
+        assert_eq!(serde_json::from_str::<KernelSpec>(&json).unwrap(), new);
+    }
+
+    #[test]
     fn one_decoded_layer_implies_the_whole_model_rate() {
         let one_layer = KernelSpec::Decode {
             batch: 1,
             layers: 1,
             shape: LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: Dtype::F32,
         };
         assert_eq!(one_layer.whole_model_decode_rate(32.0), Some((32, 1.0)));
@@ -1423,6 +1535,7 @@ mod tests {
             batch: 1,
             layers: 32,
             shape: LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: Dtype::F16,
         };
         assert_eq!(all.whole_model_decode_rate(20.0), None);

@@ -15,8 +15,9 @@ pub mod schema;
 
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
-    AttentionImpl, BandwidthOp, CollectiveOp, Dtype, HostMemory, KernelFamily, KernelSpec,
-    LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkDirection, NetworkProtocol, Pass,
-    RateUnit, SizeMeaning, TransferDirection, network_transfer_bytes,
+    AttentionImpl, BandwidthOp, CollectiveOp, DECODE_CONTEXT, Dtype, HostMemory, KernelFamily,
+    KernelSpec, LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkDirection,
+    NetworkProtocol, Pass, RateUnit, SizeMeaning, TransferDirection, decode_kv_bytes,
+    network_transfer_bytes,
 };
 pub use schema::{Measurement, RunFile};

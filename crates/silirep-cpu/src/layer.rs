@@ -1,6 +1,8 @@
 //! A Mistral-shaped decoder layer in f32 — RMSNorm, Q/K/V/O projections with grouped KV
 //! heads, non-causal attention, SwiGLU feed-forward, residuals — for `layer` forward, and the
-//! same weights streamed token by token for `decode`.
+//! same weights streamed token by token for `decode`, each new token attending over its
+//! sequence's KV cache of `context` positions (its own key and value written into the last
+//! slot) when `context` > 0.
 //!
 //! Verification is stage by stage: every intermediate is checked on sampled entries against
 //! an f64 recomputation from the previous stage's (already checked) values, which covers the
@@ -43,11 +45,42 @@ pub(crate) struct Trace {
     pub(crate) y: Vec<f32>,
 }
 
+/// One layer's KV cache for decode: `[sequence][kv head][context][head_dim]` keys and values,
+/// the last position being the token decoded now.
+pub(crate) struct KvCache {
+    pub(crate) context: usize,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+}
+
+impl KvCache {
+    fn index(&self, shape: &LayerShape, sequence: usize, head: usize, position: usize) -> usize {
+        let d = shape.head_dim as usize;
+        ((sequence * shape.kv_heads as usize + head) * self.context + position) * d
+    }
+
+    /// Writes each sequence's new key and value (`k`, `v`: `[sequence][kv_heads·head_dim]`)
+    /// into the last position.
+    fn append(&mut self, shape: &LayerShape, k: &[f32], v: &[f32]) {
+        let d = shape.head_dim as usize;
+        let kvd = shape.kv_heads as usize * d;
+        for s in 0..k.len() / kvd {
+            for g in 0..shape.kv_heads as usize {
+                let at = self.index(shape, s, g, self.context - 1);
+                self.k[at..][..d].copy_from_slice(&k[s * kvd + g * d..][..d]);
+                self.v[at..][..d].copy_from_slice(&v[s * kvd + g * d..][..d]);
+            }
+        }
+    }
+}
+
 pub struct Layer {
     shape: LayerShape,
     tokens: usize,
     /// `false` for decode: one token per sequence, no attention mixing between rows.
     attention: bool,
+    /// Decode's KV caches, one per layer; empty without one (context 0).
+    caches: Vec<KvCache>,
     layers: Vec<Weights>,
     input: Vec<f32>,
     trace: Trace,
@@ -56,24 +89,50 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// `context` > 0 (decode only, `attention` false): each token attends over a KV cache of
+    /// that many positions per sequence.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare(
         shape: LayerShape,
         tokens: u64,
         layers: u64,
         attention: bool,
+        context: u64,
         threads: usize,
         memory_bytes: Option<u64>,
         seed: u64,
     ) -> Result<Self, KernelError> {
         fits_in_memory(&shape, layers, false, memory_bytes)?;
+        if context > 0
+            && (attention || shape.kv_heads == 0 || !shape.heads.is_multiple_of(shape.kv_heads))
+        {
+            return Err(KernelError::Unsupported(
+                "a KV cache is for decode, with heads a multiple of kv_heads".into(),
+            ));
+        }
         let mut all = Vec::new();
+        let mut caches = Vec::new();
+        let cache_len = (tokens * shape.kv_heads * shape.head_dim * context) as usize;
         for l in 0..layers {
             all.push(make_weights(&shape, l, seed)?);
+            if context > 0 {
+                // The earlier tokens' keys and values: O(1), like the new ones.
+                let mut k = try_alloc(cache_len, 0.0f32, "KV cache")?;
+                k.copy_from_slice(&random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x21));
+                let mut v = try_alloc(cache_len, 0.0f32, "KV cache")?;
+                v.copy_from_slice(&random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x22));
+                caches.push(KvCache {
+                    context: context as usize,
+                    k,
+                    v,
+                });
+            }
         }
         Ok(Layer {
             shape,
             tokens: tokens as usize,
             attention,
+            caches,
             layers: all,
             input: random_f32(
                 tokens as usize * shape.hidden as usize,
@@ -112,6 +171,7 @@ impl Layer {
         let mut x = self.input.clone();
         let count = self.layers.len();
         for index in 0..count {
+            let cache = self.caches.get_mut(index);
             let trace = self.pool.install(|| {
                 forward(
                     &self.layers[index],
@@ -119,6 +179,7 @@ impl Layer {
                     x,
                     self.tokens,
                     self.attention,
+                    cache,
                     self.threads,
                 )
             });
@@ -286,6 +347,7 @@ pub(crate) fn forward(
     x: Vec<f32>,
     tokens: usize,
     attention: bool,
+    cache: Option<&mut KvCache>,
     threads: usize,
 ) -> Trace {
     let (h, qd, kvd, inter) = dims(shape);
@@ -295,6 +357,9 @@ pub(crate) fn forward(
     let v = project(&h1, &w.v, tokens, kvd, threads);
     let attn = if attention {
         grouped_attention(&q, &k, &v, tokens, shape)
+    } else if let Some(cache) = cache {
+        cache.append(shape, &k, &v);
+        cached_attention(&q, cache, tokens, shape)
     } else {
         // Decode without a KV cache: the token's own query passes straight through.
         q.clone()
@@ -365,6 +430,46 @@ pub(crate) fn grouped_attention(
     out
 }
 
+/// Decode attention: token `i` (one per sequence) against its sequence's `context` cached
+/// keys and values; query head `hh` reads KV head `hh / (heads / kv_heads)`.
+pub(crate) fn cached_attention(
+    q: &[f32],
+    cache: &KvCache,
+    tokens: usize,
+    shape: &LayerShape,
+) -> Vec<f32> {
+    let (d, heads, kv) = (
+        shape.head_dim as usize,
+        shape.heads as usize,
+        shape.kv_heads as usize,
+    );
+    let qd = heads * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = vec![0.0f32; tokens * qd];
+    let mut scores = vec![0.0f32; cache.context];
+    for i in 0..tokens {
+        for hh in 0..heads {
+            let g = hh / (heads / kv);
+            let base = cache.index(shape, i, g, 0);
+            let qi = &q[i * qd + hh * d..][..d];
+            for (j, s) in scores.iter_mut().enumerate() {
+                let kj = &cache.k[base + j * d..][..d];
+                *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+            }
+            let max = softmax::row_max(&scores);
+            let total = softmax::exp_shifted_sum(&mut scores, 1.0, max);
+            let oi = &mut out[i * qd + hh * d..][..d];
+            for (j, p) in scores.iter().enumerate() {
+                let vj = &cache.v[base + j * d..][..d];
+                for (o, vv) in oi.iter_mut().zip(vj) {
+                    *o += p / total * vv;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Checks of one stage: (actual, expected) pairs gathered across the trace.
 #[derive(Default)]
 struct Checks {
@@ -393,6 +498,21 @@ impl Checks {
             self.expected.push(f(i));
         }
     }
+}
+
+/// Softmax(q·kⱼ / √d)-weighted sum of the value rows, in f64.
+fn reference_attention(q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
+    let scale = 1.0 / (q.len() as f64).sqrt();
+    let logits: Vec<f64> = keys
+        .iter()
+        .map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>() * scale)
+        .collect();
+    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f64 = p.iter().sum();
+    (0..values.first().map_or(0, Vec::len))
+        .map(|e| p.iter().zip(values).map(|(p, v)| p * v[e]).sum::<f64>() / total)
+        .collect()
 }
 
 impl PreparedKernel for Layer {
@@ -447,6 +567,41 @@ impl PreparedKernel for Layer {
                 }
             }
         }
+        if let Some(cache) = self.caches.last() {
+            let (d, heads, kv) = (
+                self.shape.head_dim as usize,
+                self.shape.heads as usize,
+                self.shape.kv_heads as usize,
+            );
+            // The new key and value in the cache's last slot, exactly.
+            for _ in 0..8 {
+                let (i, e) = (rng.index(self.tokens), rng.index(kvd));
+                let at = cache.index(&self.shape, i, e / d, cache.context - 1) + e % d;
+                c.actual.push(cache.k[at] as f64);
+                c.expected.push(t.k[i * kvd + e] as f64);
+                c.actual.push(cache.v[at] as f64);
+                c.expected.push(t.v[i * kvd + e] as f64);
+            }
+            // Attention over the whole cache, in f64.
+            for _ in 0..4 {
+                let (i, hh) = (rng.index(self.tokens), rng.index(heads));
+                let base = cache.index(&self.shape, i, hh / (heads / kv), 0);
+                let q: Vec<f64> = t.q[i * qd + hh * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
+                let rows = |m: &[f32]| -> Vec<Vec<f64>> {
+                    (0..cache.context)
+                        .map(|j| m[base + j * d..][..d].iter().map(|v| *v as f64).collect())
+                        .collect()
+                };
+                let expected = reference_attention(&q, &rows(&cache.k), &rows(&cache.v));
+                for (e, x) in expected.iter().enumerate() {
+                    c.actual.push(t.attn[i * qd + hh * d + e] as f64);
+                    c.expected.push(*x);
+                }
+            }
+        }
         c.projection(&mut rng, &t.o, &t.attn, &w.o, h);
         c.elementwise(&mut rng, &t.x2, |i| t.x[i] as f64 + t.o[i] as f64);
         c.elementwise(&mut rng, &t.h2, |i| norm(&t.x2, i));
@@ -469,14 +624,24 @@ impl PreparedKernel for Layer {
     }
 
     fn details(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut d = BTreeMap::from([
             ("threads".into(), self.threads.to_string()),
             ("weights".into(), "f32, random ±1/√fan-in".into()),
             (
                 "rotary_embedding".into(),
                 "not applied (no FLOP-relevant effect)".into(),
             ),
-        ])
+        ]);
+        if let Some(cache) = self.caches.first() {
+            d.insert(
+                "attention".into(),
+                format!(
+                    "each token over a KV cache of {} positions per sequence (f32), grouped KV heads",
+                    cache.context
+                ),
+            );
+        }
+        d
     }
 }
 
@@ -495,12 +660,15 @@ pub(crate) mod tests {
 
     #[test]
     fn forward_and_decode_verify_and_corruption_is_caught() {
-        for (tokens, layers, attention) in [(16, 1, true), (4, 2, false)] {
-            let mut l = Layer::prepare(TINY, tokens, layers, attention, 2, None, 3).unwrap();
+        for (tokens, layers, attention, context) in
+            [(16, 1, true, 0), (4, 2, false, 0), (3, 2, false, 37)]
+        {
+            let mut l =
+                Layer::prepare(TINY, tokens, layers, attention, context, 2, None, 3).unwrap();
             let v = l.verify().unwrap();
             assert_eq!(v.status, VerificationStatus::Passed, "{v:?}");
         }
-        let mut l = Layer::prepare(TINY, 8, 1, true, 1, None, 3).unwrap();
+        let mut l = Layer::prepare(TINY, 8, 1, true, 0, 1, None, 3).unwrap();
         l.run_once();
         // A wrong down projection must be noticed by the stage checks.
         l.layers[0].down.iter_mut().for_each(|w| *w *= 1.5);
@@ -537,9 +705,58 @@ pub(crate) mod tests {
         }
     }
 
+    /// The cached attention against an f64 reference written independently of it: every
+    /// output of every head, with the new token's key and value in the last slot.
+    #[test]
+    fn cached_attention_matches_the_reference() {
+        let (tokens, context) = (2, 9);
+        let (d, heads, kv) = (8, 8, 2);
+        let len = tokens * kv * context * d;
+        let mut cache = KvCache {
+            context,
+            k: random_f32(len, -1.0, 1.0, 5),
+            v: random_f32(len, -1.0, 1.0, 6),
+        };
+        let q = random_f32(tokens * heads * d, -2.0, 2.0, 7);
+        let k_new = random_f32(tokens * kv * d, -1.0, 1.0, 8);
+        let v_new = random_f32(tokens * kv * d, -1.0, 1.0, 9);
+        cache.append(&TINY, &k_new, &v_new);
+        let out = cached_attention(&q, &cache, tokens, &TINY);
+        for i in 0..tokens {
+            for hh in 0..heads {
+                let g = hh / (heads / kv);
+                let at = |m: &[f32], j: usize| -> Vec<f64> {
+                    let base = ((i * kv + g) * context + j) * d;
+                    m[base..][..d].iter().map(|v| *v as f64).collect()
+                };
+                let keys: Vec<Vec<f64>> = (0..context).map(|j| at(&cache.k, j)).collect();
+                let values: Vec<Vec<f64>> = (0..context).map(|j| at(&cache.v, j)).collect();
+                // The last position is the new token's.
+                let new_key: Vec<f64> = k_new[(i * kv + g) * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
+                assert_eq!(keys[context - 1], new_key);
+                let qh: Vec<f64> = q[(i * heads + hh) * d..][..d]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect();
+                let expected = reference_attention(&qh, &keys, &values);
+                for e in 0..d {
+                    let got = out[(i * heads + hh) * d + e] as f64;
+                    assert!((got - expected[e]).abs() < 1e-5, "{got} {}", expected[e]);
+                }
+            }
+        }
+        // A corrupted value row moves the output: the check can fail.
+        cache.v[3] += 10.0;
+        let moved = cached_attention(&q, &cache, tokens, &TINY);
+        assert!(moved.iter().zip(&out).any(|(a, b)| (a - b).abs() > 1e-3));
+    }
+
     #[test]
     fn refuses_what_cannot_fit() {
-        let r = Layer::prepare(LayerShape::MISTRAL_7B, 1, 64, false, 1, Some(1 << 30), 1);
+        let r = Layer::prepare(LayerShape::MISTRAL_7B, 1, 64, false, 0, 1, Some(1 << 30), 1);
         assert!(matches!(r, Err(KernelError::OutOfMemory(_))));
     }
 }

@@ -66,7 +66,7 @@ impl LayerBackward {
             .num_threads(threads)
             .build()
             .map_err(|e| KernelError::Backend(e.to_string()))?;
-        let trace = pool.install(|| forward(&weights, &shape, input, tokens, true, threads));
+        let trace = pool.install(|| forward(&weights, &shape, input, tokens, true, None, threads));
         let dy = random_f32(trace.y.len(), -1.0, 1.0, seed ^ 0xd1);
         Ok(LayerBackward {
             shape,
@@ -526,7 +526,7 @@ mod tests {
         let mut b = tiny(6);
         b.run_once();
         let loss = |b: &LayerBackward, x: Vec<f32>| -> f64 {
-            let t = forward(&b.weights, &b.shape, x, b.tokens, true, 1);
+            let t = forward(&b.weights, &b.shape, x, b.tokens, true, None, 1);
             t.y.iter()
                 .zip(&b.dy)
                 .map(|(y, g)| *y as f64 * *g as f64)

@@ -173,6 +173,7 @@ impl Backend for CpuBackend {
                     batch * seq_len,
                     1,
                     true,
+                    0,
                     t,
                     self.memory_bytes,
                     seed,
@@ -182,6 +183,7 @@ impl Backend for CpuBackend {
                 batch,
                 layers,
                 shape,
+                context,
                 dtype,
             } => {
                 f32_only(dtype, "decode")?;
@@ -190,6 +192,7 @@ impl Backend for CpuBackend {
                     *batch,
                     *layers,
                     false,
+                    *context,
                     t,
                     self.memory_bytes,
                     seed,

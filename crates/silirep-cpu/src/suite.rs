@@ -116,6 +116,7 @@ pub(crate) fn configurations(
             batch,
             layers: 1,
             shape: LayerShape::MISTRAL_7B,
+            context: silirep_core::DECODE_CONTEXT,
             dtype: Dtype::F32,
         });
     }

@@ -321,6 +321,29 @@ impl MatmulPlan {
     /// Enqueues `c = alpha·a·op(b) + beta·c`: `beta` 1 adds a product to `c` (gradients that
     /// are sums of products) without a separate elementwise pass.
     pub fn run_beta(&self, a: u64, b: u64, c: u64, beta: f32) -> Result<(), KernelError> {
+        self.run_beta_on(self.stream, a, b, c, beta)
+    }
+
+    /// [`Self::run`] on another stream than the plan's (a stream being captured into a CUDA
+    /// graph: the backend's own stream is the legacy default stream, which cannot be).
+    pub fn run_on(
+        &self,
+        stream: sys::cudaStream_t,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), KernelError> {
+        self.run_beta_on(stream, a, b, c, 0.0)
+    }
+
+    fn run_beta_on(
+        &self,
+        stream: sys::cudaStream_t,
+        a: u64,
+        b: u64,
+        c: u64,
+        beta: f32,
+    ) -> Result<(), KernelError> {
         let algo = self
             .algo
             .as_ref()
@@ -343,7 +366,7 @@ impl MatmulPlan {
                 algo,
                 self.workspace.0 as *mut c_void,
                 self.workspace.1,
-                self.stream,
+                stream,
             )
         }
         .map_err(blas_error)

@@ -4,7 +4,7 @@
 //! error naming what is missing instead of failing to start.
 //!
 //! Flow: [`device`] opens the GPU and compiles [`sources`]; each kernel family has its module
-//! ([`gemm`], [`bandwidth`], [`attention`], [`layer`] for layer and decode, [`layer_backward`],
+//! ([`gemm`], [`bandwidth`], [`attention`], [`layer`], [`decode`], [`layer_backward`],
 //! [`sweep`]); [`suite`] lists what is measured. Timing uses CUDA events; warm-up, repetitions and the stopping
 //! rule are the shared harness's.
 //!
@@ -16,6 +16,7 @@
 pub mod attention;
 pub mod bandwidth;
 pub mod collectives;
+pub mod decode;
 pub mod device;
 pub mod gemm;
 pub mod host;
@@ -331,9 +332,17 @@ impl Backend for CudaBackend {
                 batch,
                 layers,
                 shape,
+                context,
                 dtype,
-            } => Box::new(layer::Stack::prepare(
-                gpu, *shape, *batch, 1, *layers, false, *dtype, seed,
+            } => Box::new(decode::Decode::prepare(
+                gpu,
+                *shape,
+                *batch,
+                *layers,
+                *context,
+                *dtype,
+                spec.bytes(),
+                seed,
             )?),
             KernelSpec::IntensitySweep {
                 elements,

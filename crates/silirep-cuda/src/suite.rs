@@ -119,6 +119,7 @@ pub fn specs(suite: Suite) -> Vec<KernelSpec> {
             batch,
             layers: LayerShape::MISTRAL_7B_LAYERS,
             shape: LayerShape::MISTRAL_7B,
+            context: silirep_core::DECODE_CONTEXT,
             dtype: Dtype::F16,
         });
     }
@@ -338,10 +339,13 @@ mod tests {
             .iter()
             .find(|s| matches!(s, KernelSpec::Decode { batch: 1, .. }))
             .unwrap();
-        // All 32 layers' f16 weights stream once per token: ≈ 14 GB.
+        // All 32 layers' f16 weights stream once per token: ≈ 14 GB, and the KV cache of
+        // 1024 positions: 32 layers × 2 × 1024 × 1024 × 2 bytes ≈ 134 MB.
         let weights = 32.0 * 218_103_808.0 * 2.0;
-        assert!((decode.bytes().unwrap() - weights).abs() < 1e6);
-        assert_eq!(decode.flops(), Some(32.0 * 218_103_808.0 * 2.0));
+        let cache = 32.0 * 2.0 * 1024.0 * 1024.0 * 2.0;
+        assert!((decode.bytes().unwrap() - weights - cache).abs() < 1e6);
+        let attention = 32.0 * 4.0 * 32.0 * 1024.0 * 128.0;
+        assert_eq!(decode.flops(), Some(32.0 * 218_103_808.0 * 2.0 + attention));
 
         let sweep = KernelSpec::IntensitySweep {
             elements: SWEEP_ELEMENTS,

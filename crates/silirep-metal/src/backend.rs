@@ -247,8 +247,16 @@ fn prepare_spec<'a>(
             batch,
             layers,
             shape,
+            context,
             dtype,
-        } => layer::prepare_decode(gpu, batch, layers, shape, dtype, seed),
+        } => {
+            if context > 0 {
+                return Err(KernelError::Unsupported(format!(
+                    "the Metal decode has no attention over a KV cache; context {context} needs it (context 0 decodes without)"
+                )));
+            }
+            layer::prepare_decode(gpu, batch, layers, shape, dtype, seed)
+        }
         KernelSpec::IntensitySweep {
             elements,
             fmas_per_element,

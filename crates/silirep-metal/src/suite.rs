@@ -166,7 +166,8 @@ fn layer(suite: Suite) -> Vec<KernelSpec> {
 }
 
 /// All 32 Mistral-7B layers in f16 (about 14 GB of weights); a Mac with less memory records
-/// these as out of memory rather than silently measuring fewer layers.
+/// these as out of memory rather than silently measuring fewer layers. No KV cache (context
+/// 0): the Metal decode has no attention over a cache yet.
 fn decode(suite: Suite) -> Vec<KernelSpec> {
     pick(suite, &[1], &[1, 4, 16], &[1, 2, 4, 8, 16])
         .into_iter()
@@ -174,6 +175,7 @@ fn decode(suite: Suite) -> Vec<KernelSpec> {
             batch,
             layers: LayerShape::MISTRAL_7B_LAYERS,
             shape: LayerShape::MISTRAL_7B,
+            context: 0,
             dtype: Dtype::F16,
         })
         .collect()

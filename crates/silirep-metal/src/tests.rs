@@ -85,6 +85,7 @@ fn every_kernel_family_verifies_at_small_sizes() {
                 batch,
                 layers: 3,
                 shape: SMALL_LAYER,
+                context: 0,
                 dtype,
             });
         }
