@@ -23,14 +23,15 @@
 //! each stage's inputs as stored on the device (layer input, query, KV cache, attention output,
 //! residual stream, SwiGLU output) and the weights.
 
+use crate::bandwidth::Bandwidth;
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
 use crate::host::{ElemType, Rng, dot, power_of_two_at_most};
 use cudarc::driver::sys::{self, CUlaunchAttributeID, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaStream, LaunchConfig, PushKernelArg, result};
 use silirep_core::harness::compare_outputs;
-use silirep_core::schema::Verification;
-use silirep_core::{Dtype, KernelError, LayerShape, PreparedKernel};
+use silirep_core::schema::{Verification, VerificationStatus};
+use silirep_core::{BandwidthOp, Dtype, KernelError, LayerShape, PreparedKernel};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -51,6 +52,8 @@ const GEMV_THREADS: u32 = 256;
 const ATT_HEAD_DIM: u64 = 128;
 const ATT_GROUP: u64 = 4;
 const ATT_TILE: u64 = 64;
+/// `ATT_MAX_SPLITS` in decode.cu: the most splits of one (token, KV head) its merge can hold.
+const ATT_MAX_SPLITS: u64 = 128;
 const ATT_THREADS: u32 = 128;
 /// Floats per (token, kv head, split) partial: 4 heads × 128 outputs, then (m, l) per head.
 const PARTIAL_FLOATS: u64 = ATT_GROUP * ATT_HEAD_DIM + 2 * ATT_GROUP;
@@ -296,7 +299,8 @@ impl<'a> Decode<'a> {
         let tiles = context.div_ceil(ATT_TILE).max(1);
         // Enough blocks for every SM several times over; no split shorter than one tile.
         let wanted = (4 * u64::from(gpu.info.sm_count)).div_ceil(pairs);
-        let splits_wanted = wanted.clamp(1, tiles);
+        // At most ATT_MAX_SPLITS (decode.cu): the merge holds every split's softmax state.
+        let splits_wanted = wanted.clamp(1, tiles.min(ATT_MAX_SPLITS));
         let chunk = ATT_TILE * tiles.div_ceil(splits_wanted);
         let splits = context.div_ceil(chunk).max(1);
         let gemm = if batch > GEMV_MAX_BATCH {
@@ -843,29 +847,20 @@ impl<'a> Decode<'a> {
     }
 }
 
-/// The GPU's read bandwidth in bytes/s: median of timed `bandwidth_read` passes (the `bandwidth`
-/// kernel's read, same launch shape) over a fresh buffer of [`READ_REFERENCE_BYTES`].
+/// The GPU's read bandwidth in bytes/s: the `bandwidth` kernel's read, launched and verified as
+/// `silirep measure --kernels bandwidth_read` runs it, over a fresh buffer of
+/// [`READ_REFERENCE_BYTES`]; median of 30 passes after 5 untimed.
 fn measure_read_bandwidth(gpu: &Gpu, seed: u64) -> Result<f64, KernelError> {
-    const BLOCKS_PER_SM: u32 = 8;
-    let elements = (READ_REFERENCE_BYTES / 8) as usize;
-    let buf = gpu.alloc(READ_REFERENCE_BYTES as usize, "read reference")?;
-    gpu.fill(buf.ptr, elements, ElemType::F64, 0.5, seed ^ 0x77)?;
-    let partials = gpu.alloc(
-        (gpu.info.sm_count * BLOCKS_PER_SM) as usize * 8,
-        "read partial sums",
-    )?;
-    let f = gpu.function("bandwidth_read")?;
-    let n2 = (elements / 2) as u64;
-    let run = || -> Result<(), KernelError> {
-        let mut launch = gpu.stream.launch_builder(f);
-        launch.arg(&buf.ptr).arg(&n2).arg(&partials.ptr);
-        // SAFETY: (double2 array, count, one partial per block), as bandwidth.cu declares.
-        unsafe { launch.launch(gpu.persistent_grid(BLOCKS_PER_SM, 256)) }.map_err(driver_error)?;
-        Ok(())
-    };
-    gpu.time(5, 1, run)?;
-    let t = median(&gpu.time(30, 1, run)?);
-    Ok(READ_REFERENCE_BYTES as f64 / t)
+    let mut read = Bandwidth::prepare(gpu, BandwidthOp::Read, READ_REFERENCE_BYTES, seed ^ 0x77)?;
+    let check = read.verify()?;
+    if check.status != VerificationStatus::Passed {
+        return Err(KernelError::Backend(format!(
+            "the read-bandwidth reference failed its own check ({})",
+            check.method
+        )));
+    }
+    read.time(5)?;
+    Ok(READ_REFERENCE_BYTES as f64 / median(&read.time(30)?))
 }
 
 /// Softmax-weighted sum of `values` rows by `q`·key / √d, in f64.
