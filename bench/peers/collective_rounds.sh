@@ -12,22 +12,14 @@ source_dir=${2:?nccl-tests source folder}
 rounds=${3:-3}
 work=${4:-$(mktemp -d)}
 mkdir -p "$work"
+here=$(cd "$(dirname "$0")" && pwd)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 gpus=$(nvidia-smi -L | wc -l)
 nccl=$(python3 -c 'import nvidia.nccl as m, os; print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])')
 
-# nccl-tests links -lnccl and includes nccl.h: the wheel has libnccl.so.2 only, so it gets an
-# NCCL_HOME of links; built in the background while silirep's first round runs.
-home=$(mktemp -d)
-mkdir -p "$home/lib"
-ln -s "$nccl/include" "$home/include"
-ln -s "$nccl/lib/libnccl.so.2" "$home/lib/libnccl.so"
-ln -s "$nccl/lib/libnccl.so.2" "$home/lib/libnccl.so.2"
+# Built in the background while silirep's first measurements run (CPU vs GPU).
 build=$(mktemp -d)
-cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
-(make -C "$source_dir" -j"$(nproc)" MPI=0 CUDA_HOME="$cuda_home" NCCL_HOME="$home" \
-    NVCC_GENCODE="-gencode=arch=compute_90,code=sm_90" BUILDDIR="$build" \
-    >"$work/nccl-tests-build.log" 2>&1) &
+"$here/build_nccl_tests.sh" "$source_dir" "$build" >/dev/null 2>"$work/nccl-tests-build.log" &
 builder=$!
 
 export SILIREP_NCCL_LIB="$nccl/lib/libnccl.so.2"

@@ -24,18 +24,9 @@ nccl=$(python3 -c 'import nvidia.nccl as m, os; print(os.path.dirname(m.__file__
 python3 -c 'import torch, importlib.metadata as md; print("torch", torch.__version__, "cuda", torch.version.cuda, "nvidia-nccl-cu13", md.version("nvidia-nccl-cu13"))' >"$out/versions.txt"
 nvcc --version | tail -2 >>"$out/versions.txt"
 
-# nccl-tests links -lnccl and includes nccl.h: the wheel has libnccl.so.2 only, so it gets an
-# NCCL_HOME of links. Built in the background while silirep measures (CPU vs GPU).
-home=$(mktemp -d)
-mkdir -p "$home/lib"
-ln -s "$nccl/include" "$home/include"
-ln -s "$nccl/lib/libnccl.so.2" "$home/lib/libnccl.so"
-ln -s "$nccl/lib/libnccl.so.2" "$home/lib/libnccl.so.2"
+# Built in the background while silirep's first measurements run (CPU vs GPU).
 build=$(mktemp -d)
-cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
-(make -C "$source_dir" -j"$(nproc)" MPI=0 CUDA_HOME="$cuda_home" NCCL_HOME="$home" \
-    NVCC_GENCODE="-gencode=arch=compute_90,code=sm_90" BUILDDIR="$build" \
-    >"$out/nccl-tests-build.log" 2>&1) &
+"$here/build_nccl_tests.sh" "$source_dir" "$build" >/dev/null 2>"$out/nccl-tests-build.log" &
 builder=$!
 
 # The same NCCL for silirep as for nccl-tests (the image may also have another on its loader

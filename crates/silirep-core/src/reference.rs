@@ -1,7 +1,7 @@
-//! f64 references of the layer's element-wise pieces, which every backend verifies its layer
-//! kernels against: RMSNorm forward and backward, SwiGLU forward and backward. One copy, so
-//! the CPU, CUDA and Metal layers are held to the same definition (the epsilon included:
-//! [`crate::LayerShape::RMS_NORM_EPSILON`]).
+//! f64 references of the layer's pieces, which every backend verifies its layer and decode
+//! kernels against: RMSNorm forward and backward, SwiGLU forward and backward, one query's
+//! attention over a set of keys and values. One copy, so the CPU, CUDA and Metal kernels are
+//! held to the same definition (the epsilon included: [`crate::LayerShape::RMS_NORM_EPSILON`]).
 
 /// `1 / sqrt(mean(x²) + ε)`: the factor RMSNorm scales a row by.
 pub fn rms_norm_scale(row: &[f64], epsilon: f64) -> f64 {
@@ -48,9 +48,37 @@ pub fn swiglu_backward(gate: f64, up: f64, grad_output: f64) -> (f64, f64) {
     (grad_output * up * silu_derivative, grad_output * silu)
 }
 
+/// One query's attention: the value rows weighted by softmax(q·kⱼ / √d), d = q's length.
+pub fn attention(q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
+    let scale = 1.0 / (q.len() as f64).sqrt();
+    let logits: Vec<f64> = keys
+        .iter()
+        .map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>() * scale)
+        .collect();
+    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f64 = p.iter().sum();
+    (0..values.first().map_or(0, Vec::len))
+        .map(|e| p.iter().zip(values).map(|(p, v)| p * v[e]).sum::<f64>() / total)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_weights_the_values_by_softmax() {
+        // Equal keys: the plain mean of the values.
+        let q = vec![1.0, 0.0];
+        let keys = vec![vec![0.5, 0.5]; 2];
+        let values = vec![vec![1.0, 2.0], vec![3.0, 6.0]];
+        assert_eq!(attention(&q, &keys, &values), vec![2.0, 4.0]);
+        // A much larger logit takes (nearly) all the weight.
+        let keys = vec![vec![100.0, 0.0], vec![0.0, 0.0]];
+        let out = attention(&q, &keys, &values);
+        assert!((out[0] - 1.0).abs() < 1e-12 && (out[1] - 2.0).abs() < 1e-12);
+    }
 
     /// Central differences of a scalar function of a vector.
     fn numeric_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {

@@ -500,21 +500,6 @@ impl Checks {
     }
 }
 
-/// Softmax(q·kⱼ / √d)-weighted sum of the value rows, in f64.
-fn reference_attention(q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
-    let scale = 1.0 / (q.len() as f64).sqrt();
-    let logits: Vec<f64> = keys
-        .iter()
-        .map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>() * scale)
-        .collect();
-    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-    let total: f64 = p.iter().sum();
-    (0..values.first().map_or(0, Vec::len))
-        .map(|e| p.iter().zip(values).map(|(p, v)| p * v[e]).sum::<f64>() / total)
-        .collect()
-}
-
 impl PreparedKernel for Layer {
     fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
         Ok(time_each(iterations, || self.run_once()))
@@ -544,24 +529,18 @@ impl PreparedKernel for Layer {
             for _ in 0..4 {
                 let (i, hh) = (rng.index(self.tokens), rng.index(heads));
                 let g = hh / (heads / kv);
-                let logits: Vec<f64> = (0..self.tokens)
-                    .map(|j| {
-                        (0..d)
-                            .map(|e| {
-                                t.q[i * qd + hh * d + e] as f64 * t.k[j * kvd + g * d + e] as f64
-                            })
-                            .sum::<f64>()
-                            / (d as f64).sqrt()
-                    })
-                    .collect();
-                let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-                let total: f64 = p.iter().sum();
-                for e in 0..d {
-                    let expected: f64 = (0..self.tokens)
-                        .map(|j| p[j] * t.v[j * kvd + g * d + e] as f64)
-                        .sum::<f64>()
-                        / total;
+                let wide = |m: &[f32]| -> Vec<f64> { m.iter().map(|v| *v as f64).collect() };
+                let rows = |m: &[f32]| -> Vec<Vec<f64>> {
+                    (0..self.tokens)
+                        .map(|j| wide(&m[j * kvd + g * d..][..d]))
+                        .collect()
+                };
+                let expected = reference::attention(
+                    &wide(&t.q[i * qd + hh * d..][..d]),
+                    &rows(&t.k),
+                    &rows(&t.v),
+                );
+                for (e, expected) in expected.into_iter().enumerate() {
                     c.actual.push(t.attn[i * qd + hh * d + e] as f64);
                     c.expected.push(expected);
                 }
@@ -595,7 +574,7 @@ impl PreparedKernel for Layer {
                         .map(|j| m[base + j * d..][..d].iter().map(|v| *v as f64).collect())
                         .collect()
                 };
-                let expected = reference_attention(&q, &rows(&cache.k), &rows(&cache.v));
+                let expected = reference::attention(&q, &rows(&cache.k), &rows(&cache.v));
                 for (e, x) in expected.iter().enumerate() {
                     c.actual.push(t.attn[i * qd + hh * d + e] as f64);
                     c.expected.push(*x);
@@ -741,7 +720,7 @@ pub(crate) mod tests {
                     .iter()
                     .map(|v| *v as f64)
                     .collect();
-                let expected = reference_attention(&qh, &keys, &values);
+                let expected = reference::attention(&qh, &keys, &values);
                 for e in 0..d {
                     let got = out[(i * heads + hh) * d + e] as f64;
                     assert!((got - expected[e]).abs() < 1e-5, "{got} {}", expected[e]);

@@ -26,7 +26,7 @@
 use crate::bandwidth::Bandwidth;
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
-use crate::host::{ElemType, Rng, dot, power_of_two_at_most};
+use crate::host::{ElemType, Rng, dot};
 use cudarc::driver::sys::{self, CUlaunchAttributeID, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaStream, LaunchConfig, PushKernelArg, result};
 use silirep_core::harness::compare_outputs;
@@ -265,17 +265,8 @@ impl<'a> Decode<'a> {
         let mut all = Vec::new();
         let mut caches = Vec::new();
         for l in 0..layers {
-            let make = |rows: u64, cols: u64, tag: u64| -> Result<Buffer, KernelError> {
-                // ±(power of two ≤ 1/√fan-in) keeps activations O(1) through the projections.
-                let buf = gpu.alloc((rows * cols * es) as usize, "decode weights")?;
-                gpu.fill(
-                    buf.ptr,
-                    (rows * cols) as usize,
-                    elem,
-                    power_of_two_at_most(1.0 / (cols as f64).sqrt()),
-                    seed ^ (l << 8) ^ tag,
-                )?;
-                Ok(buf)
+            let make = |rows: u64, cols: u64, tag: u64| {
+                gpu.random_weights(rows, cols, elem, seed ^ (l << 8) ^ tag, "decode weights")
             };
             all.push(Weights {
                 qkv: make(qd + 2 * kvd, h, 1)?,
@@ -863,22 +854,6 @@ fn measure_read_bandwidth(gpu: &Gpu, seed: u64) -> Result<f64, KernelError> {
     Ok(READ_REFERENCE_BYTES as f64 / median(&read.time(30)?))
 }
 
-/// Softmax-weighted sum of `values` rows by `q`·key / √d, in f64.
-pub fn attend(q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
-    let d = q.len();
-    let logits: Vec<f64> = keys.iter().map(|k| dot(q, k) / (d as f64).sqrt()).collect();
-    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-    let total: f64 = p.iter().sum();
-    (0..values.first().map_or(0, Vec::len))
-        .map(|e| p.iter().zip(values).map(|(p, v)| p * v[e]).sum::<f64>() / total)
-        .collect()
-}
-
-pub fn silu(x: f64) -> f64 {
-    x / (1.0 + (-x).exp())
-}
-
 impl PreparedKernel for Decode<'_> {
     fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
         let samples = self.gpu.time(iterations, 1, || self.step())?;
@@ -960,7 +935,7 @@ impl PreparedKernel for Decode<'_> {
                 };
                 let keys = split(gpu.download(kc.ptr, elem, base, n)?);
                 let values = split(gpu.download(vc.ptr, elem, base, n)?);
-                let out = attend(&qv, &keys, &values);
+                let out = silirep_core::reference::attention(&qv, &keys, &values);
                 let got = gpu.download(
                     self.attn.ptr,
                     elem,
@@ -993,7 +968,7 @@ impl PreparedKernel for Decode<'_> {
             let s = rms(&x2);
             let gate = s * dot(&x2, &wrow(w.gate_up.ptr, h, gate_up_row(i, false))?);
             let up = s * dot(&x2, &wrow(w.gate_up.ptr, h, gate_up_row(i, true))?);
-            expected.push(silu(gate) * up);
+            expected.push(silirep_core::reference::swiglu(gate, up));
             actual.push(one(self.act.ptr, t * inter + i)?);
         }
         // y = x2 + Wd·act
@@ -1223,18 +1198,5 @@ mod tests {
         // A warp's load is 512 contiguous bytes: lanes 16 bytes apart.
         assert_eq!(tiled_offset(0, 8, k) - tiled_offset(0, 0, k), 8);
         assert_eq!(tiled_offset(1, 0, k) - tiled_offset(0, 24, k), 8);
-    }
-
-    #[test]
-    fn attention_reference_weights_the_values() {
-        // Equal keys: the plain mean of the values.
-        let q = vec![1.0, 0.0];
-        let keys = vec![vec![0.5, 0.5]; 2];
-        let values = vec![vec![1.0, 2.0], vec![3.0, 6.0]];
-        assert_eq!(attend(&q, &keys, &values), vec![2.0, 4.0]);
-        // A much larger logit takes (nearly) all the weight.
-        let keys = vec![vec![100.0, 0.0], vec![0.0, 0.0]];
-        let out = attend(&q, &keys, &values);
-        assert!((out[0] - 1.0).abs() < 1e-12 && (out[1] - 2.0).abs() < 1e-12);
     }
 }

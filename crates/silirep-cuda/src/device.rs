@@ -230,6 +230,22 @@ impl Gpu {
         Ok(())
     }
 
+    /// A `rows`×`cols` weight matrix of seeded random values in ±(the power of two at most
+    /// 1/√cols): scaled by fan-in, so activations stay O(1) through a stack of projections.
+    pub fn random_weights(
+        &self,
+        rows: u64,
+        cols: u64,
+        elem: ElemType,
+        seed: u64,
+        what: &str,
+    ) -> Result<Buffer, KernelError> {
+        let buf = self.alloc((rows * cols) as usize * elem.size_bytes(), what)?;
+        let bound = crate::host::power_of_two_at_most(1.0 / (cols as f64).sqrt());
+        self.fill(buf.ptr, (rows * cols) as usize, elem, bound, seed)?;
+        Ok(buf)
+    }
+
     /// Copies `count` elements starting at element `first` of `ptr` to the host, as f64.
     pub fn download(
         &self,

@@ -14,7 +14,7 @@
 use crate::attention::{FLASH_BLOCK_M, FLASH_HEAD_DIM, FlashLayout, launch_flash};
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
-use crate::host::{ElemType, Rng, dot, power_of_two_at_most};
+use crate::host::{ElemType, Rng, dot};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -126,17 +126,8 @@ impl<'a> Stack<'a> {
         let tokens = batch * seq;
         let mut all = Vec::new();
         for l in 0..layers {
-            let make = |rows: u64, cols: u64, tag: u64| -> Result<Buffer, KernelError> {
-                // ±(power of two ≤ 1/√fan-in) keeps activations O(1) through the projections.
-                let buf = gpu.alloc((rows * cols * es) as usize, "layer weights")?;
-                gpu.fill(
-                    buf.ptr,
-                    (rows * cols) as usize,
-                    elem,
-                    power_of_two_at_most(1.0 / (cols as f64).sqrt()),
-                    seed ^ (l << 8) ^ tag,
-                )?;
-                Ok(buf)
+            let make = |rows: u64, cols: u64, tag: u64| {
+                gpu.random_weights(rows, cols, elem, seed ^ (l << 8) ^ tag, "layer weights")
             };
             all.push(Weights {
                 q: make(qd, h, 1)?,
