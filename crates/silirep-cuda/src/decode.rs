@@ -467,9 +467,17 @@ impl<'a> Decode<'a> {
         ] {
             let tiles = rows / TILE;
             let mut best = (f64::INFINITY, 4, tiles);
+            // Grids of whole SM multiples, and grids that give every block the same number
+            // of tiles: 384 QKV tiles on 264 blocks leave 120 blocks a second tile while 144
+            // idle, a tail that balanced grids avoid.
+            let balanced = (2..=4).map(|per_block| tiles.div_ceil(per_block));
+            let caps: Vec<u64> = [tiles, 4 * sms, 3 * sms, 2 * sms, sms]
+                .into_iter()
+                .chain(balanced)
+                .collect();
             for depth in DEPTHS {
                 let mut tried = Vec::new();
-                for cap in [tiles, 4 * sms, 3 * sms, 2 * sms, sms] {
+                for &cap in &caps {
                     if cap > tiles || tried.contains(&cap) {
                         continue;
                     }
