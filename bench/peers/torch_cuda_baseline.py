@@ -13,6 +13,7 @@ Usage: python3 bench/peers/torch_cuda_baseline.py [--json out.json] [--only gemm
 
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -59,7 +60,7 @@ def layer_backward(row):
 
     def weight(out, inp):
         # ±(power of two ≤ 1/√fan-in), as silirep fills its weights.
-        bound = 2.0 ** -((inp.bit_length() - 1 + 1) // 2)
+        bound = 2.0 ** math.floor(-0.5 * math.log2(inp))  # the largest power of two ≤ 1/√inp, as silirep
         return random((out, inp), dt, bound).requires_grad_()
 
     wq, wk, wv = weight(heads * d, hidden), weight(kv_heads * d, hidden), weight(kv_heads * d, hidden)

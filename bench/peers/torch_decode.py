@@ -24,6 +24,7 @@ Usage: python3 bench/peers/torch_decode.py [--batches 1,16,64] [--context 1024] 
 
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -43,7 +44,7 @@ def uniform(shape, scale):
 
 def weight(out, inp):
     # ±(power of two ≤ 1/√fan-in), as silirep fills its weights.
-    bound = 2.0 ** -((inp.bit_length() - 1 + 1) // 2)
+    bound = 2.0 ** math.floor(-0.5 * math.log2(inp))  # the largest power of two ≤ 1/√inp, as silirep
     return uniform((out, inp), bound)
 
 

@@ -25,11 +25,21 @@ pub fn size_label(spec: &KernelSpec) -> String {
             batch,
             layers,
             shape,
+            context,
             ..
-        } => match shape.model_layers() {
-            Some(model) if *layers < model => format!("batch {batch}, {layers} of {model} layers"),
-            _ => format!("batch {batch}, {layers} layers"),
-        },
+        } => {
+            let stack = match shape.model_layers() {
+                Some(model) if *layers < model => {
+                    format!("batch {batch}, {layers} of {model} layers")
+                }
+                _ => format!("batch {batch}, {layers} layers"),
+            };
+            if *context > 0 {
+                format!("{stack}, context {context}")
+            } else {
+                stack
+            }
+        }
         KernelSpec::IntensitySweep {
             fmas_per_element, ..
         } => format!("{fmas_per_element} FMA/element"),

@@ -34,7 +34,8 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
     // allocated or written.
     let target_ci = options::check(args)?;
     let selection = selection::Selection::parse(&args.kernels, &args.dtypes, &args.sizes)?
-        .with_causal(args.causal);
+        .with_causal(args.causal)
+        .with_decode_context(args.decode_context);
     let suite = match args.suite {
         crate::cli::SuiteArg::Quick => Suite::Quick,
         crate::cli::SuiteArg::Standard => Suite::Standard,
@@ -52,7 +53,7 @@ pub fn run(args: &MeasureArgs) -> Result<Outcome> {
         backend = Box::new(peer::WithPeer::new(backend, link));
     }
 
-    let specs = select(backend.as_ref(), suite, &selection, args.decode_context)?;
+    let specs = select(backend.as_ref(), suite, &selection)?;
     let settings = settings_for(suite, args, &selection, target_ci);
     if args.list {
         print!(
@@ -173,7 +174,6 @@ fn select(
     backend: &dyn Backend,
     suite: Suite,
     selection: &selection::Selection,
-    decode_context: Option<u64>,
 ) -> Result<Vec<KernelSpec>> {
     let suites: Vec<(Suite, Vec<KernelSpec>)> = [Suite::Quick, Suite::Standard, Suite::Full]
         .into_iter()
@@ -186,21 +186,7 @@ fn select(
         .find(|(s, _)| *s == suite)
         .map(|(_, k)| k.clone())
         .unwrap_or_default();
-    let mut specs = selection.apply(chosen)?;
-    if let Some(c) = decode_context {
-        let mut any = false;
-        for spec in &mut specs {
-            if let KernelSpec::Decode { context, .. } = spec {
-                *context = c;
-                any = true;
-            }
-        }
-        if !any && !specs.is_empty() {
-            bail!(
-                "--decode-context: the selection has no decode configuration (add --kernels decode)"
-            );
-        }
-    }
+    let specs = selection.apply(chosen)?;
     if specs.is_empty() {
         bail!(
             "{}",
@@ -210,10 +196,19 @@ fn select(
     // The suite's own configurations are sized for this machine (and the harness records
     // any that still does not fit); sizes from the command line are the user's, so one that
     // cannot fit is a mistake to point out now, not a failure to find in the file later.
-    if selection.has_sizes() || decode_context.is_some() {
+    if selection.has_sizes() || selection.has_decode_context() {
         for spec in &specs {
             if harness::exceeds_memory(spec, backend.memory_bytes()).is_some() {
-                bail!("{}", too_big(spec, backend));
+                // Name the option that made it too big: a decode's context, else its size.
+                let option = match spec {
+                    KernelSpec::Decode { context, .. }
+                        if selection.has_decode_context() && *context > 0 =>
+                    {
+                        "--decode-context"
+                    }
+                    _ => "--sizes",
+                };
+                bail!("{option}: {}", too_big(spec, backend));
             }
         }
     }
@@ -228,8 +223,8 @@ fn too_big(spec: &KernelSpec, backend: &dyn Backend) -> String {
         None => "this machine's".into(),
     };
     format!(
-        "--sizes: {} {} at {} needs at least {} ({needed:.0} bytes) for its operands, more \
-         than {whose} {} ({memory} bytes) of memory",
+        "{} {} at {} needs at least {} ({needed:.0} bytes) for its operands, more than \
+         {whose} {} ({memory} bytes) of memory",
         spec.name(),
         spec.precision_label(),
         console::size_label(spec),

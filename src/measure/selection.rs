@@ -25,6 +25,8 @@ pub struct Selection {
     dtypes: Vec<Dtype>,
     sizes: Vec<SizeArg>,
     causal: bool,
+    /// `--decode-context`: the KV-cache positions every selected decode attends over.
+    decode_context: Option<u64>,
 }
 
 impl Selection {
@@ -59,12 +61,27 @@ impl Selection {
             dtypes,
             sizes,
             causal: false,
+            decode_context: None,
         })
     }
 
     /// `--causal`: the selected attention configurations run with the causal mask.
     pub fn with_causal(self, causal: bool) -> Selection {
         Selection { causal, ..self }
+    }
+
+    /// `--decode-context`: the selected decode configurations attend over `context` cached
+    /// positions instead of the suite's.
+    pub fn with_decode_context(self, decode_context: Option<u64>) -> Selection {
+        Selection {
+            decode_context,
+            ..self
+        }
+    }
+
+    /// Whether `--decode-context` was given.
+    pub fn has_decode_context(&self) -> bool {
+        self.decode_context.is_some()
     }
 
     /// Whether `--sizes` was given (those configurations are the user's, not the suite's).
@@ -96,21 +113,33 @@ impl Selection {
     /// reinterpreted.
     pub fn apply(&self, suite: &[KernelSpec]) -> Result<Vec<KernelSpec>> {
         let specs = self.apply_filters(suite)?;
-        if !self.causal {
-            return Ok(specs);
-        }
-        if !specs
-            .iter()
-            .any(|s| matches!(s, KernelSpec::Attention { .. }))
+        if self.causal
+            && !specs
+                .iter()
+                .any(|s| matches!(s, KernelSpec::Attention { .. }))
         {
             bail!(
                 "--causal applies to attention, and the selection has no attention configuration; \
                  add attention to --kernels"
             );
         }
+        if self.decode_context.is_some()
+            && !specs.is_empty()
+            && !specs.iter().any(|s| matches!(s, KernelSpec::Decode { .. }))
+        {
+            bail!(
+                "--decode-context: the selection has no decode configuration (add --kernels decode)"
+            );
+        }
         Ok(dedup(specs.into_iter().map(|mut spec| {
-            if let KernelSpec::Attention { causal, .. } = &mut spec {
-                *causal = true;
+            match &mut spec {
+                KernelSpec::Attention { causal, .. } if self.causal => *causal = true,
+                KernelSpec::Decode { context, .. } => {
+                    if let Some(c) = self.decode_context {
+                        *context = c;
+                    }
+                }
+                _ => {}
             }
             spec
         })))
@@ -305,6 +334,9 @@ impl Selection {
         }
         if self.causal {
             map.insert("causal".into(), "true".into());
+        }
+        if let Some(context) = self.decode_context {
+            map.insert("decode_context".into(), context.to_string());
         }
         map
     }

@@ -1029,8 +1029,15 @@ impl KernelSpec {
                 context,
                 ..
             } => {
-                2.0 * (*batch as f64) * (*layers * shape.weights(LayerPart::Full)) as f64
-                    + 4.0 * (*layers * *batch * shape.heads * *context * shape.head_dim) as f64
+                // In f64: a user's --decode-context can make the product exceed u64.
+                let f = |v: u64| v as f64;
+                2.0 * f(*batch) * f(*layers) * f(shape.weights(LayerPart::Full))
+                    + 4.0
+                        * f(*layers)
+                        * f(*batch)
+                        * f(shape.heads)
+                        * f(*context)
+                        * f(shape.head_dim)
             }
             KernelSpec::IntensitySweep {
                 elements,

@@ -8,7 +8,7 @@
 //! an f64 recomputation from the previous stage's (already checked) values, which covers the
 //! whole layer without an f64 re-run of billions of FLOPs.
 
-use crate::common::{Rng, matmul_f32, random_f32, time_each, try_alloc};
+use crate::common::{Rng, matmul_f32, random_f32, time_each, try_alloc, try_random_f32};
 use crate::softmax;
 use rayon::prelude::*;
 use silirep_core::harness::compare_outputs;
@@ -103,6 +103,18 @@ impl Layer {
         seed: u64,
     ) -> Result<Self, KernelError> {
         fits_in_memory(&shape, layers, false, memory_bytes)?;
+        let cache_len = (tokens * shape.kv_heads * shape.head_dim * context) as usize;
+        if let Some(mem) = memory_bytes {
+            // Weights (checked above) and both caches of every layer, f32.
+            let needed = 4.0
+                * layers as f64
+                * (shape.weights(silirep_core::LayerPart::Full) as f64 + 2.0 * cache_len as f64);
+            if needed > mem as f64 * 0.75 {
+                return Err(KernelError::OutOfMemory(format!(
+                    "{layers} layer(s) of f32 weights and a KV cache of {context} positions need {needed:.0} bytes; this machine has {mem}"
+                )));
+            }
+        }
         if context > 0
             && (attention || shape.kv_heads == 0 || !shape.heads.is_multiple_of(shape.kv_heads))
         {
@@ -112,15 +124,12 @@ impl Layer {
         }
         let mut all = Vec::new();
         let mut caches = Vec::new();
-        let cache_len = (tokens * shape.kv_heads * shape.head_dim * context) as usize;
         for l in 0..layers {
             all.push(make_weights(&shape, l, seed)?);
             if context > 0 {
                 // The earlier tokens' keys and values: O(1), like the new ones.
-                let mut k = try_alloc(cache_len, 0.0f32, "KV cache")?;
-                k.copy_from_slice(&random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x21));
-                let mut v = try_alloc(cache_len, 0.0f32, "KV cache")?;
-                v.copy_from_slice(&random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x22));
+                let k = try_random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x21, "KV cache")?;
+                let v = try_random_f32(cache_len, -1.0, 1.0, seed ^ (l << 8) ^ 0x22, "KV cache")?;
                 caches.push(KvCache {
                     context: context as usize,
                     k,

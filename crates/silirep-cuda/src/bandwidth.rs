@@ -146,7 +146,7 @@ impl<'a> Bandwidth<'a> {
                 seed ^ 0xc0b1 ^ index as u64,
             )?;
             let outcome = match self.run_once() {
-                Ok(()) => match self.verify()? {
+                Ok(()) => match self.check()? {
                     v if v.status == silirep_core::schema::VerificationStatus::Passed => Ok(()),
                     v => Err(format!(
                         "wrong output ({}; max rel error {:?})",
@@ -192,7 +192,7 @@ impl<'a> Bandwidth<'a> {
         let b = self.b.as_ref().map_or(0, |b| b.ptr);
         let c = self.c.as_ref().map_or(0, |c| c.ptr);
         let blocks = |tile: u64| LaunchConfig {
-            grid_dim: (n2.div_ceil(tile) as u32, 1, 1),
+            grid_dim: (n2.div_ceil(tile).max(1) as u32, 1, 1),
             block_dim: (THREADS, 1, 1),
             shared_mem_bytes: 0,
         };
@@ -269,6 +269,17 @@ impl PreparedKernel for Bandwidth<'_> {
 
     fn verify(&mut self) -> Result<Verification, KernelError> {
         self.run_once()?;
+        self.check()
+    }
+
+    fn details(&self) -> BTreeMap<String, String> {
+        self.describe()
+    }
+}
+
+impl Bandwidth<'_> {
+    /// Compares what the last run left in device memory with an independent reference.
+    fn check(&self) -> Result<Verification, KernelError> {
         let gpu = self.gpu;
         let mut rng = Rng::new(0xb1d);
         let picks = rng.distinct(self.elements, 256);
@@ -311,12 +322,19 @@ impl PreparedKernel for Bandwidth<'_> {
                 "256 sampled entries hold the written value",
             ),
             BandwidthOp::Copy => {
+                // Samples find wrong values; the sums, of the whole arrays by the read kernel
+                // (same grid, same order: bit-identical for identical contents), find a part
+                // left uncopied.
                 let b = self.b.as_ref().expect("copy has b");
+                let mut copied = sample(b)?;
+                copied.push(self.device_sum(b.ptr)?);
+                let mut source = sample(&self.a)?;
+                source.push(self.device_sum(self.a.ptr)?);
                 compare_outputs(
-                    &sample(b)?,
-                    &sample(&self.a)?,
+                    &copied,
+                    &source,
                     0.0,
-                    "256 sampled entries equal the source",
+                    "256 sampled entries and the whole array's sum equal the source's",
                 )
             }
             BandwidthOp::Triad => {
@@ -336,7 +354,28 @@ impl PreparedKernel for Bandwidth<'_> {
         })
     }
 
-    fn details(&self) -> BTreeMap<String, String> {
+    /// The sum of the array at `ptr` (this kernel's size) by the read kernel, on the device.
+    fn device_sum(&self, ptr: u64) -> Result<f64, KernelError> {
+        let gpu = self.gpu;
+        let n2 = (self.elements / 2) as u64;
+        let blocks = read_blocks(n2);
+        let f = gpu.function("bandwidth_read")?;
+        let mut launch = gpu.stream.launch_builder(f);
+        launch.arg(&ptr).arg(&n2).arg(&self.partials.ptr);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: `ptr` holds `elements` f64 on this GPU; `partials` one f64 per block.
+        unsafe { launch.launch(cfg) }.map_err(driver_error)?;
+        Ok(gpu
+            .download(self.partials.ptr, ElemType::F64, 0, blocks as usize)?
+            .iter()
+            .sum())
+    }
+
+    fn describe(&self) -> BTreeMap<String, String> {
         let mut d = BTreeMap::from([
             ("element".into(), "f64, 16-byte double2 accesses".into()),
             ("grid".into(), self.grid()),
@@ -364,9 +403,7 @@ impl PreparedKernel for Bandwidth<'_> {
         d.extend(crate::device::grouped_timing_detail(self.group, "launches"));
         d
     }
-}
 
-impl Bandwidth<'_> {
     /// How the array is covered, for the measurement's details.
     fn grid(&self) -> String {
         let n2 = self.elements as u64 / 2;

@@ -40,9 +40,10 @@ use std::sync::Arc;
 const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
 /// Tokens one tensor-core GEMV handles (the mma's n = 8; `DEC_MAX_BATCH` in decode.cu).
 pub const GEMV_MAX_BATCH: u64 = 8;
-/// Rows per GEMV block (`DEC_TILE` in decode.cu), and the columns every GEMV's k must be a
-/// multiple of: the kernels need whole chunks, and the deepest is 8 steps of 32 columns.
+/// Rows per GEMV tile (`DEC_TILE` in decode.cu): one mma's m.
 const TILE: u64 = 16;
+/// The columns every GEMV's k must be a multiple of: the kernels need whole chunks, and the
+/// deepest is 8 steps of 32 columns.
 const CHUNK: u64 = 256;
 /// Chunk depths the GEMV kernels are compiled with (`decode_qkv2_f16`, `decode_qkv4_f16`, …):
 /// deeper keeps more loads in flight per warp, shallower spreads a matrix over more warps.
@@ -182,6 +183,7 @@ pub struct Decode<'a> {
     /// Bytes one step moves by the spec's formula, for MBU.
     step_bytes: Option<f64>,
     weight_bytes: f64,
+    /// Step times since timing began (`begin_timing`), for MBU.
     samples: Vec<f64>,
 }
 
@@ -194,13 +196,10 @@ fn dims(shape: &LayerShape) -> (u64, u64, u64, u64) {
     )
 }
 
+/// The harness's median (mean of the middle two for even counts); NaN for no values, which
+/// never wins a comparison in the tuners.
 fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
+    silirep_core::median::median(values).unwrap_or(f64::NAN)
 }
 
 impl<'a> Decode<'a> {
@@ -867,6 +866,12 @@ impl PreparedKernel for Decode<'_> {
         let samples = self.gpu.time(iterations, 1, || self.step())?;
         self.samples.extend_from_slice(&samples);
         Ok(samples)
+    }
+
+    /// MBU is computed from the timed samples only, the ones the result file keeps: the
+    /// warm-up's are dropped here.
+    fn begin_timing(&mut self) {
+        self.samples.clear();
     }
 
     fn verify(&mut self) -> Result<Verification, KernelError> {

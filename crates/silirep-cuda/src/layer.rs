@@ -1,7 +1,6 @@
 //! A Mistral-shaped decoder layer in f16/bf16 — RMSNorm, Q/K/V/O projections with grouped KV
-//! heads, non-causal fused attention, SwiGLU feed-forward, residuals — for `layer` forward;
-//! and the same layer stacked 32 deep, one token per sequence, for `decode`, where every
-//! weight (≈ 14 GB for Mistral-7B) streams through the GEMMs once per step.
+//! heads, non-causal fused attention, SwiGLU feed-forward, residuals — for `layer` forward
+//! (and kept by the backward pass for its inputs). Decode has its own kernels (decode.rs).
 //!
 //! Projections are cuBLASLt GEMMs with weights stored `[out×in]` (the `nn.Linear` layout);
 //! the elementwise stages are the kernels in layer.cu. Rotary embeddings are not applied
@@ -18,7 +17,7 @@ use crate::host::{ElemType, Rng, dot};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
-use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, PreparedKernel};
+use silirep_core::{Dtype, KernelError, LayerPart, LayerShape, PreparedKernel, reference};
 use std::collections::BTreeMap;
 
 pub(crate) const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
@@ -33,8 +32,7 @@ pub(crate) struct Weights {
     pub(crate) down: Buffer,
 }
 
-/// Activations of one pass; `y` alternates between two buffers so the last layer's input
-/// survives for verification.
+/// Activations of one pass.
 pub(crate) struct Activations {
     pub(crate) input: Buffer,
     pub(crate) h1: Buffer,
@@ -49,7 +47,7 @@ pub(crate) struct Activations {
     pub(crate) up: Buffer,
     pub(crate) act: Buffer,
     pub(crate) down: Buffer,
-    pub(crate) y: [Buffer; 2],
+    pub(crate) y: Buffer,
 }
 
 struct Plans {
@@ -60,17 +58,14 @@ struct Plans {
     down: MatmulPlan,
 }
 
-pub struct Stack<'a> {
+pub struct LayerForward<'a> {
     pub(crate) gpu: &'a Gpu,
     _blas: Blas,
     pub(crate) shape: LayerShape,
     pub(crate) elem: ElemType,
     batch: u64,
     pub(crate) seq: u64,
-    /// `false` for decode: one token per sequence, its query passing straight to the output
-    /// projection (no KV cache).
-    attention: bool,
-    pub(crate) layers: Vec<Weights>,
+    pub(crate) weights: Weights,
     pub(crate) acts: Activations,
     plans: Plans,
     group: u32,
@@ -85,26 +80,22 @@ pub(crate) fn dims(shape: &LayerShape) -> (u64, u64, u64, u64) {
     )
 }
 
-impl<'a> Stack<'a> {
-    #[allow(clippy::too_many_arguments)]
+impl<'a> LayerForward<'a> {
     pub fn prepare(
         gpu: &'a Gpu,
         shape: LayerShape,
         batch: u64,
         seq: u64,
-        layers: u64,
-        attention: bool,
         dtype: Dtype,
         seed: u64,
-    ) -> Result<Stack<'a>, KernelError> {
+    ) -> Result<LayerForward<'a>, KernelError> {
         let elem = ElemType::of(dtype)?;
         let suffix = elem.half_suffix()?;
         let (h, qd, kvd, inter) = dims(&shape);
-        if attention
-            && (shape.head_dim != FLASH_HEAD_DIM
-                || !seq.is_multiple_of(FLASH_BLOCK_M)
-                || shape.kv_heads == 0
-                || !shape.heads.is_multiple_of(shape.kv_heads))
+        if shape.head_dim != FLASH_HEAD_DIM
+            || !seq.is_multiple_of(FLASH_BLOCK_M)
+            || shape.kv_heads == 0
+            || !shape.heads.is_multiple_of(shape.kv_heads)
         {
             return Err(KernelError::Unsupported(format!(
                 "the fused attention in the layer needs head_dim {FLASH_HEAD_DIM}, seq_len a multiple of {FLASH_BLOCK_M} and heads a multiple of kv_heads"
@@ -116,29 +107,26 @@ impl<'a> Stack<'a> {
             )));
         }
         let es = elem.size_bytes() as u64;
-        let weight_bytes = layers * shape.weights(LayerPart::Full) * es;
+        let weight_bytes = shape.weights(LayerPart::Full) * es;
         if weight_bytes + (2 << 30) > gpu.free_bytes() {
             return Err(KernelError::OutOfMemory(format!(
-                "{layers} layer(s) of {dtype} weights need {weight_bytes} bytes; {} free on the GPU",
+                "a layer of {dtype} weights needs {weight_bytes} bytes; {} free on the GPU",
                 gpu.free_bytes()
             )));
         }
         let tokens = batch * seq;
-        let mut all = Vec::new();
-        for l in 0..layers {
-            let make = |rows: u64, cols: u64, tag: u64| {
-                gpu.random_weights(rows, cols, elem, seed ^ (l << 8) ^ tag, "layer weights")
-            };
-            all.push(Weights {
-                q: make(qd, h, 1)?,
-                k: make(kvd, h, 2)?,
-                v: make(kvd, h, 3)?,
-                o: make(h, qd, 4)?,
-                gate: make(inter, h, 5)?,
-                up: make(inter, h, 6)?,
-                down: make(h, inter, 7)?,
-            });
-        }
+        let make = |rows: u64, cols: u64, tag: u64| {
+            gpu.random_weights(rows, cols, elem, seed ^ tag, "layer weights")
+        };
+        let weights = Weights {
+            q: make(qd, h, 1)?,
+            k: make(kvd, h, 2)?,
+            v: make(kvd, h, 3)?,
+            o: make(h, qd, 4)?,
+            gate: make(inter, h, 5)?,
+            up: make(inter, h, 6)?,
+            down: make(h, inter, 7)?,
+        };
         let act = |width: u64, what: &str| gpu.alloc((tokens * width * es) as usize, what);
         let acts = Activations {
             input: act(h, "layer input")?,
@@ -154,7 +142,7 @@ impl<'a> Stack<'a> {
             up: act(inter, "up")?,
             act: act(inter, "swiglu")?,
             down: act(h, "down")?,
-            y: [act(h, "y")?, act(h, "y")?],
+            y: act(h, "y")?,
         };
         gpu.fill(
             acts.input.ptr,
@@ -175,7 +163,7 @@ impl<'a> Stack<'a> {
             gate_up: plan(inter, h)?,
             down: plan(h, inter)?,
         };
-        let w = &all[0];
+        let w = &weights;
         plans.q.autotune(gpu, acts.h1.ptr, w.q.ptr, acts.q.ptr)?;
         plans.kv.autotune(gpu, acts.h1.ptr, w.k.ptr, acts.k.ptr)?;
         plans.o.autotune(gpu, acts.attn.ptr, w.o.ptr, acts.o.ptr)?;
@@ -185,33 +173,24 @@ impl<'a> Stack<'a> {
         plans
             .down
             .autotune(gpu, acts.act.ptr, w.down.ptr, acts.down.ptr)?;
-        let mut stack = Stack {
+        let mut layer = LayerForward {
             gpu,
             _blas: blas,
             shape,
             elem,
             batch,
             seq,
-            attention,
-            layers: all,
+            weights,
             acts,
             plans,
             group: 1,
         };
-        stack.group = gpu.group_for(|| stack.run_once())?;
-        Ok(stack)
+        layer.group = gpu.group_for(|| layer.run_once())?;
+        Ok(layer)
     }
 
     fn tokens(&self) -> u64 {
         self.batch * self.seq
-    }
-
-    fn layer_input(&self, layer: usize) -> u64 {
-        if layer == 0 {
-            self.acts.input.ptr
-        } else {
-            self.acts.y[(layer - 1) % 2].ptr
-        }
     }
 
     fn elementwise(&self, name: &str, a: u64, b: u64, out: u64, n: u64) -> Result<(), KernelError> {
@@ -242,34 +221,28 @@ impl<'a> Stack<'a> {
         Ok(())
     }
 
-    fn forward(&self, layer: usize) -> Result<(), KernelError> {
+    pub(crate) fn run_once(&self) -> Result<(), KernelError> {
         let (h, qd, kvd, inter) = dims(&self.shape);
         let t = self.tokens();
-        let (a, p, w) = (&self.acts, &self.plans, &self.layers[layer]);
-        let x = self.layer_input(layer);
-        let y = a.y[layer % 2].ptr;
+        let (a, p, w) = (&self.acts, &self.plans, &self.weights);
+        let (x, y) = (a.input.ptr, a.y.ptr);
         self.rms_norm(x, a.h1.ptr)?;
         p.q.run(a.h1.ptr, w.q.ptr, a.q.ptr)?;
         p.kv.run(a.h1.ptr, w.k.ptr, a.k.ptr)?;
         p.kv.run(a.h1.ptr, w.v.ptr, a.v.ptr)?;
-        let attn = if self.attention {
-            let layout = FlashLayout {
-                seq: self.seq as u32,
-                heads: self.shape.heads as u32,
-                kv_group: (self.shape.heads / self.shape.kv_heads) as u32,
-                batches: self.batch as u32,
-                q_strides: (self.seq * qd, self.shape.head_dim, qd),
-                kv_strides: (self.seq * kvd, self.shape.head_dim, kvd),
-                causal: false,
-            };
-            launch_flash(
-                self.gpu, self.elem, &layout, a.q.ptr, a.k.ptr, a.v.ptr, a.attn.ptr,
-            )?;
-            a.attn.ptr
-        } else {
-            a.q.ptr
+        let layout = FlashLayout {
+            seq: self.seq as u32,
+            heads: self.shape.heads as u32,
+            kv_group: (self.shape.heads / self.shape.kv_heads) as u32,
+            batches: self.batch as u32,
+            q_strides: (self.seq * qd, self.shape.head_dim, qd),
+            kv_strides: (self.seq * kvd, self.shape.head_dim, kvd),
+            causal: false,
         };
-        p.o.run(attn, w.o.ptr, a.o.ptr)?;
+        launch_flash(
+            self.gpu, self.elem, &layout, a.q.ptr, a.k.ptr, a.v.ptr, a.attn.ptr,
+        )?;
+        p.o.run(a.attn.ptr, w.o.ptr, a.o.ptr)?;
         self.elementwise("add", x, a.o.ptr, a.x2.ptr, t * h)?;
         self.rms_norm(a.x2.ptr, a.h2.ptr)?;
         p.gate_up.run(a.h2.ptr, w.gate.ptr, a.gate.ptr)?;
@@ -277,10 +250,6 @@ impl<'a> Stack<'a> {
         self.elementwise("silu_mul", a.gate.ptr, a.up.ptr, a.act.ptr, t * inter)?;
         p.down.run(a.act.ptr, w.down.ptr, a.down.ptr)?;
         self.elementwise("add", a.x2.ptr, a.down.ptr, y, t * h)
-    }
-
-    pub(crate) fn run_once(&self) -> Result<(), KernelError> {
-        (0..self.layers.len()).try_for_each(|l| self.forward(l))
     }
 }
 
@@ -362,7 +331,7 @@ impl Checks<'_> {
     }
 }
 
-impl PreparedKernel for Stack<'_> {
+impl PreparedKernel for LayerForward<'_> {
     fn time(&mut self, iterations: u32) -> Result<Vec<f64>, KernelError> {
         self.gpu.time(iterations, self.group, || self.run_once())
     }
@@ -370,12 +339,10 @@ impl PreparedKernel for Stack<'_> {
     fn verify(&mut self) -> Result<Verification, KernelError> {
         self.run_once()?;
         self.gpu.synchronize()?;
-        let last = self.layers.len() - 1;
         let (h, qd, kvd, inter) = dims(&self.shape);
         let t = self.tokens();
-        let (a, w) = (&self.acts, &self.layers[last]);
-        let x = self.layer_input(last);
-        let y = a.y[last % 2].ptr;
+        let (a, w) = (&self.acts, &self.weights);
+        let (x, y) = (a.input.ptr, a.y.ptr);
         let mut c = Checks {
             gpu: self.gpu,
             elem: self.elem,
@@ -387,52 +354,43 @@ impl PreparedKernel for Stack<'_> {
         c.projection(a.q.ptr, a.h1.ptr, w.q.ptr, t, qd, h)?;
         c.projection(a.k.ptr, a.h1.ptr, w.k.ptr, t, kvd, h)?;
         c.projection(a.v.ptr, a.h1.ptr, w.v.ptr, t, kvd, h)?;
-        let attn = if self.attention {
-            let d = self.shape.head_dim as usize;
-            let group = (self.shape.heads / self.shape.kv_heads) as usize;
-            let keys = self
-                .gpu
-                .download(a.k.ptr, self.elem, 0, (t * kvd) as usize)?;
-            let values = self
-                .gpu
-                .download(a.v.ptr, self.elem, 0, (t * kvd) as usize)?;
-            for _ in 0..2 {
-                let (token, head) = (
-                    c.rng.index(t as usize),
-                    c.rng.index(self.shape.heads as usize),
-                );
-                let (b, g) = (token / self.seq as usize, head / group);
-                let q = c.row(a.q.ptr, qd, token as u64)?;
-                let q = &q[head * d..][..d];
-                let kv = |j: usize| (b * self.seq as usize + j) * kvd as usize + g * d;
-                let logits: Vec<f64> = (0..self.seq as usize)
-                    .map(|j| dot(q, &keys[kv(j)..][..d]) / (d as f64).sqrt())
-                    .collect();
-                let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let p: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-                let total: f64 = p.iter().sum();
-                let out = c.row(a.attn.ptr, qd, token as u64)?;
-                for e in 0..d {
-                    let expected = (0..self.seq as usize)
-                        .map(|j| p[j] * values[kv(j) + e])
-                        .sum::<f64>()
-                        / total;
-                    c.actual.push(out[head * d + e]);
-                    c.expected.push(expected);
-                }
-            }
-            a.attn.ptr
-        } else {
-            a.q.ptr
-        };
-        c.projection(a.o.ptr, attn, w.o.ptr, t, h, qd)?;
+        let d = self.shape.head_dim as usize;
+        let group = (self.shape.heads / self.shape.kv_heads) as usize;
+        let keys = self
+            .gpu
+            .download(a.k.ptr, self.elem, 0, (t * kvd) as usize)?;
+        let values = self
+            .gpu
+            .download(a.v.ptr, self.elem, 0, (t * kvd) as usize)?;
+        for _ in 0..2 {
+            let (token, head) = (
+                c.rng.index(t as usize),
+                c.rng.index(self.shape.heads as usize),
+            );
+            let (b, g) = (token / self.seq as usize, head / group);
+            let q = c.row(a.q.ptr, qd, token as u64)?;
+            // Rows of this sequence's keys and values for the query head's KV head.
+            let rows = |m: &[f64]| -> Vec<Vec<f64>> {
+                (0..self.seq as usize)
+                    .map(|j| m[(b * self.seq as usize + j) * kvd as usize + g * d..][..d].to_vec())
+                    .collect()
+            };
+            let expected = reference::attention(&q[head * d..][..d], &rows(&keys), &rows(&values));
+            let out = c.row(a.attn.ptr, qd, token as u64)?;
+            c.actual.extend_from_slice(&out[head * d..][..d]);
+            c.expected.extend(expected);
+        }
+        c.projection(a.o.ptr, a.attn.ptr, w.o.ptr, t, h, qd)?;
         c.elementwise(a.x2.ptr, [x, a.o.ptr], t * h, |x, o| x + o)?;
         c.rms_norm(a.h2.ptr, a.x2.ptr, t, h)?;
         c.projection(a.gate.ptr, a.h2.ptr, w.gate.ptr, t, inter, h)?;
         c.projection(a.up.ptr, a.h2.ptr, w.up.ptr, t, inter, h)?;
-        c.elementwise(a.act.ptr, [a.gate.ptr, a.up.ptr], t * inter, |g, u| {
-            g / (1.0 + (-g).exp()) * u
-        })?;
+        c.elementwise(
+            a.act.ptr,
+            [a.gate.ptr, a.up.ptr],
+            t * inter,
+            reference::swiglu,
+        )?;
         c.projection(a.down.ptr, a.act.ptr, w.down.ptr, t, h, inter)?;
         c.elementwise(y, [a.x2.ptr, a.down.ptr], t * h, |x, d| x + d)?;
         Ok(compare_outputs(
@@ -440,13 +398,12 @@ impl PreparedKernel for Stack<'_> {
             &c.expected,
             // Each stage rounds its output to 16 bits; f32 accumulation inside.
             4.0 * self.elem.unit_roundoff(),
-            "every stage of the last layer (norms, 7 projections, attention rows, SwiGLU, residuals) on sampled entries vs f64 from the stage's stored inputs",
+            "every stage (norms, 7 projections, attention rows, SwiGLU, residuals) on sampled entries vs f64 from the stage's stored inputs",
         ))
     }
 
     fn details(&self) -> BTreeMap<String, String> {
         let mut d = BTreeMap::from([
-            ("layers".into(), self.layers.len().to_string()),
             (
                 "projections".into(),
                 format!(
@@ -463,15 +420,11 @@ impl PreparedKernel for Stack<'_> {
                 "rotary_embedding".into(),
                 "not applied (no FLOP- or traffic-relevant effect)".into(),
             ),
+            (
+                "attention".into(),
+                "fused flash_attention kernel, grouped KV heads".into(),
+            ),
         ]);
-        d.insert(
-            "attention".into(),
-            if self.attention {
-                "fused flash_attention kernel, grouped KV heads".into()
-            } else {
-                "none: decode without a KV cache, the query passes to the output projection".into()
-            },
-        );
         d.extend(crate::device::grouped_timing_detail(self.group, "passes"));
         d
     }

@@ -19,7 +19,7 @@
 use crate::device::{Buffer, Gpu, driver_error};
 use crate::gemm::{Blas, GemmShape, GemmTypes, MatmulPlan};
 use crate::host::{ElemType, Rng, dot};
-use crate::layer::{EPS, Stack, dims};
+use crate::layer::{EPS, LayerForward, dims};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use silirep_core::harness::compare_outputs;
 use silirep_core::schema::Verification;
@@ -91,7 +91,7 @@ struct Plans {
 }
 
 pub struct LayerBackward<'a> {
-    stack: Stack<'a>,
+    forward: LayerForward<'a>,
     _blas: Blas,
     grads: Grads,
     heads: HeadBuffers,
@@ -119,10 +119,10 @@ impl<'a> LayerBackward<'a> {
                 "the backward row kernels need hidden and seq_len ≤ {MAX_ROW}, seq_len a multiple of 8"
             )));
         }
-        let stack = Stack::prepare(gpu, shape, batch, seq, 1, true, dtype, seed)?;
+        let forward = LayerForward::prepare(gpu, shape, batch, seq, dtype, seed)?;
         // The forward whose activations the backward reads; never rerun while timing.
-        stack.run_once()?;
-        let elem = stack.elem;
+        forward.run_once()?;
+        let elem = forward.elem;
         let es = elem.size_bytes() as u64;
         let t = seq;
         let (heads, d) = (shape.heads, shape.head_dim);
@@ -201,7 +201,7 @@ impl<'a> LayerBackward<'a> {
             d_q: batched(t, d, t, false, false, (tt, td, td), scale)?,
             d_k: batched(t, d, t, true, false, (tt, td, td), scale)?,
         };
-        let (a, w, g) = (&stack.acts, &stack.layers[0], &grads);
+        let (a, w, g) = (&forward.acts, &forward.weights, &grads);
         plans
             .in_down
             .autotune(gpu, g.dy.ptr, w.down.ptr, g.d_act.ptr)?;
@@ -232,7 +232,7 @@ impl<'a> LayerBackward<'a> {
         plans.d_q.autotune(gpu, hb.d_s.ptr, hb.k.ptr, hb.d_q.ptr)?;
         plans.d_k.autotune(gpu, hb.d_s.ptr, hb.q.ptr, hb.d_k.ptr)?;
         let mut kernel = LayerBackward {
-            stack,
+            forward,
             _blas: blas,
             grads,
             heads: hb,
@@ -244,16 +244,16 @@ impl<'a> LayerBackward<'a> {
     }
 
     fn gpu(&self) -> &'a Gpu {
-        self.stack.gpu
+        self.forward.gpu
     }
 
     fn tokens(&self) -> u64 {
-        self.stack.seq
+        self.forward.seq
     }
 
     fn kernel(&self, name: &str) -> Result<&'a cudarc::driver::CudaFunction, KernelError> {
         self.gpu()
-            .function(&format!("{name}_{}", self.stack.elem.half_suffix()?))
+            .function(&format!("{name}_{}", self.forward.elem.half_suffix()?))
     }
 
     /// `out = residual + RMSNorm backward(x, dh)`, one block per row of `hidden`.
@@ -264,7 +264,7 @@ impl<'a> LayerBackward<'a> {
         residual: u64,
         out: u64,
     ) -> Result<(), KernelError> {
-        let width = self.stack.shape.hidden as u32;
+        let width = self.forward.shape.hidden as u32;
         let cfg = LaunchConfig {
             grid_dim: (self.tokens() as u32, 1, 1),
             block_dim: (row_threads(width), 1, 1),
@@ -287,7 +287,7 @@ impl<'a> LayerBackward<'a> {
     }
 
     fn to_heads(&self, src: u64, dst: u64, src_heads: u64) -> Result<(), KernelError> {
-        let s = &self.stack.shape;
+        let s = &self.forward.shape;
         let (t, heads, src_heads, d) = (
             self.tokens() as u32,
             s.heads as u32,
@@ -311,7 +311,7 @@ impl<'a> LayerBackward<'a> {
     }
 
     fn merge_heads(&self, src: u64, dst: u64, dst_heads: u64) -> Result<(), KernelError> {
-        let s = &self.stack.shape;
+        let s = &self.forward.shape;
         let (t, heads, dst_heads, d) = (
             self.tokens() as u32,
             s.heads as u32,
@@ -335,8 +335,8 @@ impl<'a> LayerBackward<'a> {
     }
 
     fn attention_backward(&self) -> Result<(), KernelError> {
-        let (a, g, hb, p) = (&self.stack.acts, &self.grads, &self.heads, &self.plans);
-        let s = &self.stack.shape;
+        let (a, g, hb, p) = (&self.forward.acts, &self.grads, &self.heads, &self.plans);
+        let s = &self.forward.shape;
         let gpu = self.gpu();
         self.to_heads(a.q.ptr, hb.q.ptr, s.heads)?;
         self.to_heads(a.k.ptr, hb.k.ptr, s.kv_heads)?;
@@ -379,13 +379,13 @@ impl<'a> LayerBackward<'a> {
 
     fn run_once(&self) -> Result<(), KernelError> {
         let (a, w, g, p) = (
-            &self.stack.acts,
-            &self.stack.layers[0],
+            &self.forward.acts,
+            &self.forward.weights,
             &self.grads,
             &self.plans,
         );
         let x = a.input.ptr;
-        let n_inter = self.tokens() * self.stack.shape.intermediate;
+        let n_inter = self.tokens() * self.forward.shape.intermediate;
         // y = x2 + act·Wdᵀ
         p.in_down.run(g.dy.ptr, w.down.ptr, g.d_act.ptr)?;
         p.w_down.run(g.dy.ptr, a.act.ptr, g.w_down.ptr)?;
@@ -557,9 +557,9 @@ impl PreparedKernel for LayerBackward<'_> {
         self.run_once()?;
         let gpu = self.gpu();
         gpu.synchronize()?;
-        let elem = self.stack.elem;
+        let elem = self.forward.elem;
         let get = |buf: &Buffer| host(gpu, elem, buf);
-        let s = self.stack.shape;
+        let s = self.forward.shape;
         let (h, qd, kvd, _) = dims(&s);
         let (t, heads, kv, d) = (
             self.tokens() as usize,
@@ -568,8 +568,8 @@ impl PreparedKernel for LayerBackward<'_> {
             s.head_dim as usize,
         );
         let (a, w, g, hb) = (
-            &self.stack.acts,
-            &self.stack.layers[0],
+            &self.forward.acts,
+            &self.forward.weights,
             &self.grads,
             &self.heads,
         );

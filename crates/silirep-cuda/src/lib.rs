@@ -320,8 +320,8 @@ impl Backend for CudaBackend {
                     ));
                 }
                 match pass {
-                    Pass::Forward => Box::new(layer::Stack::prepare(
-                        gpu, *shape, *batch, *seq_len, 1, true, *dtype, seed,
+                    Pass::Forward => Box::new(layer::LayerForward::prepare(
+                        gpu, *shape, *batch, *seq_len, *dtype, seed,
                     )?),
                     Pass::Backward => Box::new(layer_backward::LayerBackward::prepare(
                         gpu, *shape, *batch, *seq_len, *dtype, seed,
