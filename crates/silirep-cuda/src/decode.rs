@@ -50,45 +50,6 @@ const CHUNK: u64 = 256;
 /// over more warps — and, with `p`, an L2 prefetch of the rest of the tile before the wait on
 /// the previous kernel (decode.cu's gemv_tile).
 const VARIANTS: [&str; 5] = ["2", "4", "4p", "8", "8p"];
-
-/// Which GEMV stages switch to their tile-prefetching variant (`p`) in the whole step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TilePrefetch {
-    Nothing,
-    /// The output projection, which follows attention (HBM mostly idle there).
-    Output,
-    All,
-}
-
-impl TilePrefetch {
-    /// The per-stage variants with this choice applied to the tuned ones (depths 4 and 8
-    /// have a `p` variant).
-    fn apply(self, tuned: [&'static str; 5]) -> [&'static str; 5] {
-        let mut v = tuned;
-        for stage in STAGES {
-            let wanted = match self {
-                TilePrefetch::Nothing => false,
-                TilePrefetch::Output => stage == Stage::Output,
-                TilePrefetch::All => true,
-            };
-            let i = stage as usize;
-            v[i] = match (wanted, v[i]) {
-                (true, "4") => "4p",
-                (true, "8") => "8p",
-                (_, other) => other,
-            };
-        }
-        v
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            TilePrefetch::Nothing => "",
-            TilePrefetch::Output => " + output projection's tile prefetch",
-            TilePrefetch::All => " + every GEMV's tile prefetch",
-        }
-    }
-}
 const GEMV_THREADS: u32 = 256;
 /// The attention kernel's fixed geometry (`ATT_*` in decode.cu).
 const ATT_HEAD_DIM: u64 = 128;
@@ -428,38 +389,25 @@ impl<'a> Decode<'a> {
         if self.gemm.is_none() {
             self.tune_grids()?;
         }
-        let mut best: Option<((bool, bool, TilePrefetch), CudaGraph, f64)> = None;
-        // (programmatic dependent launch, L2 prefetch of the output projection by attention,
-        // GEMVs prefetching their tiles): all for the GEMV path, each kept only if it pays.
-        // The tiles' prefetch is judged here, on the whole step, because it exists to overlap
-        // the previous kernel, which the per-stage tuning does not run.
-        use TilePrefetch::{All, Nothing, Output};
-        let options: &[(bool, bool, TilePrefetch)] = if self.gemm.is_none() {
-            &[
-                (false, false, Nothing),
-                (true, false, Nothing),
-                (false, true, Nothing),
-                (true, true, Nothing),
-                (true, false, Output),
-                (true, false, All),
-            ]
+        let mut best: Option<((bool, bool), CudaGraph, f64)> = None;
+        // (programmatic dependent launch, L2 prefetch of the output projection): both are
+        // for the GEMV path, where each is kept only if it pays.
+        let options: &[(bool, bool)] = if self.gemm.is_none() {
+            &[(false, false), (true, false), (false, true), (true, true)]
         } else {
-            &[(false, false, Nothing)]
+            &[(false, false)]
         };
-        let tuned = self.gemv_variants;
-        for &(pdl, prefetch, tiles) in options {
+        for &(pdl, prefetch) in options {
             self.pdl = pdl;
             self.prefetch = prefetch;
-            self.gemv_variants = tiles.apply(tuned);
             let name = format!(
-                "graph{}{}{}",
+                "graph{}{}",
                 if pdl {
                     " + programmatic dependent launch"
                 } else {
                     ""
                 },
-                if prefetch { " + L2 prefetch" } else { "" },
-                tiles.describe()
+                if prefetch { " + L2 prefetch" } else { "" }
             );
             // A driver that cannot capture a variant leaves it out (recorded), not the run.
             let graph = match self.capture(None) {
@@ -473,19 +421,17 @@ impl<'a> Decode<'a> {
             let t = median(&self.gpu.time(REPS, 1, || self.replay(&graph))?);
             self.variants.push((name, t));
             if best.as_ref().is_none_or(|b| t < b.2) {
-                best = Some(((pdl, prefetch, tiles), graph, t));
+                best = Some(((pdl, prefetch), graph, t));
             }
         }
-        let Some(((pdl, prefetch, tiles), graph, _)) = best else {
+        let Some(((pdl, prefetch), graph, _)) = best else {
             // No graph at all: plain launches, as timed above.
             self.pdl = false;
             self.prefetch = false;
-            self.gemv_variants = tuned;
             return Ok(());
         };
         self.pdl = pdl;
         self.prefetch = prefetch;
-        self.gemv_variants = tiles.apply(tuned);
         for stage in STAGES {
             if stage == Stage::Attention && self.context == 0 {
                 continue;
