@@ -45,11 +45,9 @@ const TILE: u64 = 16;
 /// The columns every GEMV's k must be a multiple of: the kernels need whole chunks, and the
 /// deepest is 8 steps of 32 columns.
 const CHUNK: u64 = 256;
-/// The GEMV kernels' variants (`decode_qkv2_f16`, `decode_qkv4_f16`, …, `decode_qkv8p_f16`):
-/// the chunk depth — deeper keeps more loads in flight per warp, shallower spreads a matrix
-/// over more warps — and, with `p`, an L2 prefetch of the rest of the tile before the wait on
-/// the previous kernel (decode.cu's gemv_tile).
-const VARIANTS: [&str; 5] = ["2", "4", "4p", "8", "8p"];
+/// Chunk depths the GEMV kernels are compiled with (`decode_qkv2_f16`, `decode_qkv4_f16`, …):
+/// deeper keeps more loads in flight per warp, shallower spreads a matrix over more warps.
+const DEPTHS: [u32; 3] = [2, 4, 8];
 const GEMV_THREADS: u32 = 256;
 /// The attention kernel's fixed geometry (`ATT_*` in decode.cu).
 const ATT_HEAD_DIM: u64 = 128;
@@ -175,10 +173,10 @@ pub struct Decode<'a> {
     /// Most blocks each stage's GEMV launches (`Stage as usize`): a smaller grid loops over
     /// the 16-row tiles, chosen per stage by timing in `prepare`.
     grid_caps: [u64; 5],
-    /// The GEMV variant (one of [`VARIANTS`]) of each stage, tuned with the grid.
-    gemv_variants: [&'static str; 5],
-    /// (stage, variant, blocks, seconds for every layer) of each GEMV launch tried.
-    grid_tries: Vec<(Stage, &'static str, u64, f64)>,
+    /// Chunk depth (one of [`DEPTHS`]) of each stage's GEMV, tuned with the grid.
+    depths: [u32; 5],
+    /// (stage, depth, blocks, seconds for every layer) of each GEMV variant tried.
+    grid_tries: Vec<(Stage, u32, u64, f64)>,
     /// Launch variants the driver refused to capture, with its error.
     failures: Vec<String>,
     read_bandwidth: f64,
@@ -348,7 +346,7 @@ impl<'a> Decode<'a> {
             variants: Vec::new(),
             stages: Vec::new(),
             grid_caps: [u64::MAX; 5],
-            gemv_variants: ["4"; 5],
+            depths: [4; 5],
             grid_tries: Vec::new(),
             failures: Vec::new(),
             read_bandwidth,
@@ -467,7 +465,7 @@ impl<'a> Decode<'a> {
             (Stage::Down, h),
         ] {
             let tiles = rows / TILE;
-            let mut best = (f64::INFINITY, "4", tiles);
+            let mut best = (f64::INFINITY, 4, tiles);
             // Grids of whole SM multiples, and grids that give every block the same number
             // of tiles: 384 QKV tiles on 264 blocks leave 120 blocks a second tile while 144
             // idle, a tail that balanced grids avoid.
@@ -476,7 +474,7 @@ impl<'a> Decode<'a> {
                 .into_iter()
                 .chain(balanced)
                 .collect();
-            for variant in VARIANTS {
+            for depth in DEPTHS {
                 let mut tried = Vec::new();
                 for &cap in &caps {
                     if cap > tiles || tried.contains(&cap) {
@@ -484,24 +482,24 @@ impl<'a> Decode<'a> {
                     }
                     tried.push(cap);
                     self.grid_caps[stage as usize] = cap;
-                    self.gemv_variants[stage as usize] = variant;
+                    self.depths[stage as usize] = depth;
                     let g = match self.capture(Some(stage)) {
                         Ok(g) => g,
                         Err(e) => {
                             self.failures
-                                .push(format!("{} U{variant}×{cap}: {e}", stage.name()));
+                                .push(format!("{} U{depth}×{cap}: {e}", stage.name()));
                             continue;
                         }
                     };
                     self.replay(&g)?;
                     let t = median(&self.gpu.time(REPS, 1, || self.replay(&g))?);
-                    self.grid_tries.push((stage, variant, cap, t));
+                    self.grid_tries.push((stage, depth, cap, t));
                     if t < best.0 {
-                        best = (t, variant, cap);
+                        best = (t, depth, cap);
                     }
                 }
             }
-            self.gemv_variants[stage as usize] = best.1;
+            self.depths[stage as usize] = best.1;
             self.grid_caps[stage as usize] = best.2;
         }
         self.pdl = false;
@@ -637,7 +635,7 @@ impl<'a> Decode<'a> {
         let st = self.stream().cu_stream() as cudarc::cublaslt::sys::cudaStream_t;
         let gemv = |kernel: &str, rows: u64, args: &[Arg]| {
             let blocks = (rows / TILE).min(self.grid_caps[stage as usize]);
-            let name = format!("{kernel}{}", self.gemv_variants[stage as usize]);
+            let name = format!("{kernel}{}", self.depths[stage as usize]);
             self.launch(&name, (blocks as u32, 1, 1), GEMV_THREADS, args, self.pdl)
         };
         let attn_in = if self.context == 0 {
@@ -1070,14 +1068,14 @@ impl PreparedKernel for Decode<'_> {
                     "one block per 16-row tile".into()
                 } else {
                     format!(
-                        "chunk depth (p: with the tile's L2 prefetch) × blocks per GEMV stage, chosen (*) by timing each stage alone over every layer (µs per layer): {}",
+                        "chunk depth × blocks per GEMV stage, chosen (*) by timing each stage alone over every layer (µs per layer): {}",
                         self.grid_tries
                             .iter()
                             .map(|(s, u, b, t)| format!(
                                 "{} U{u}×{b}{} {:.2}",
                                 s.name(),
                                 if self.grid_caps[*s as usize] == *b
-                                    && self.gemv_variants[*s as usize] == *u
+                                    && self.depths[*s as usize] == *u
                                 {
                                     "*"
                                 } else {

@@ -25,9 +25,7 @@
 #define DEC_THREADS 256
 #define DEC_WARPS 8
 // Each kernel comes in three depths U (decode_qkv2_f16, decode_qkv4_f16, decode_qkv8_f16, …): a warp's chunk is
-// U 32-column steps, 2·U 16-byte weight loads in flight per lane; depths 4 and 8 also come as
-// `p` variants (decode_qkv8p_f16, …) that prefetch the rest of the tile into L2 before waiting
-// (gemv_tile). decode.rs picks per stage by timing.
+// U 32-column steps, 2·U 16-byte weight loads in flight per lane; decode.rs picks per stage.
 #define DEC_TILE 16
 #define DEC_MAX_BATCH 8
 
@@ -42,7 +40,6 @@ __device__ __forceinline__ uint4 load_weight(const u16* p) {
                  : "l"(p));
     return v;
 }
-__device__ __forceinline__ void prefetch_l2(const u16* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 // Activations were written by the previous kernel: read them through L2 (coherent).
 __device__ __forceinline__ uint4 load_activation(const u16* p) {
     uint4 v;
@@ -94,7 +91,7 @@ struct TileResult {
 // 32s + 8t of rows g and g+8 and of token g; the two mmas of step s take those 8 columns as
 // their k = {2t, 2t+1, 2t+8, 2t+9} of two k-tiles, in the same order for weights and tokens,
 // so every product pairs the right column.
-template <bool BF16, int U, bool PREFETCH>
+template <bool BF16, int U>
 __device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
     __shared__ float part[DEC_WARPS][32][4];
     __shared__ float part_ss[DEC_WARPS][32];
@@ -114,19 +111,6 @@ __device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict_
         for (int u = 0; u < U; ++u) {
             lo[u] = load_weight(wt + (u64)(chunk * U + u) * 512);
             hi[u] = load_weight(wt + (u64)(chunk * U + u) * 512 + 256);
-        }
-    }
-    // The `p` variants also ask L2 for the warp's later chunks of the tile before waiting, so a
-    // block that became resident while the previous kernel runs (attention, mostly, which
-    // leaves HBM idle) streams its whole tile then, not only the first chunk.
-    if (PREFETCH && lane % 8 == 0) {
-        for (u32 later = chunk + DEC_WARPS; later < chunks; later += DEC_WARPS) {
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                // Lanes 0, 8, 16, 24: one request per 128-byte line of the 512-byte loads.
-                prefetch_l2(wt + (u64)(later * U + u) * 512);
-                prefetch_l2(wt + (u64)(later * U + u) * 512 + 256);
-            }
         }
     }
     // Everything above reads weights only; activations are the previous kernel's output.
@@ -185,12 +169,12 @@ __device__ __forceinline__ float rms_scale(float ss, u32 k, float eps) { return 
 
 // The first qd rows are the query, the next kvd the new key, the last kvd the new value; the
 // key and value go straight into slot `pos` of the cache [batch][kv_heads][slots][head_dim].
-template <bool BF16, int U, bool PREFETCH>
+template <bool BF16, int U>
 __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ q,
                            u16* __restrict__ kcache, u16* __restrict__ vcache, u32 qd, u32 kvd, u32 head_dim, u32 slots, u32 pos) {
     const u32 tiles = (qd + 2 * kvd) / DEC_TILE;
     for (u32 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const TileResult r = gemv_tile<BF16, U, PREFETCH>(tile, w, x, k, batch, true);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -215,42 +199,30 @@ __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x,
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 2, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 2, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 4, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 4, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 8, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 8, false>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4p_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 4, true>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4p_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 4, true>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8p_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 8, true>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8p_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 8, true>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 
 // out = residual + W·x, rows wide (the output projection and the down projection).
-template <bool BF16, int U, bool PREFETCH>
+template <bool BF16, int U>
 __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, const u16* __restrict__ residual,
                                 u16* __restrict__ out, u32 rows) {
     for (u32 tile = blockIdx.x; tile < rows / DEC_TILE; tile += gridDim.x) {
-        const TileResult r = gemv_tile<BF16, U, PREFETCH>(tile, w, x, k, batch, false);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, false);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -266,43 +238,31 @@ __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 2, false>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 2>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 2, false>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 2>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 4, false>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 4>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 4, false>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 4>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 8, false>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 8>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 8, false>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4p_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 4, true>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4p_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 4, true>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8p_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 8, true>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8p_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 8, true>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 8>(w, x, k, batch, residual, out, rows);
 }
 
 // Gate and up rows interleaved in 16-row tiles: rows 16j…16j+7 are gate 8j…8j+7, rows
 // 16j+8…16j+15 are up 8j…8j+7, so one lane holds gate i and up i (accumulator rows g, g+8).
-template <bool BF16, int U, bool PREFETCH>
+template <bool BF16, int U>
 __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ out,
                               u32 intermediate) {
     for (u32 tile = blockIdx.x; tile < 2 * intermediate / DEC_TILE; tile += gridDim.x) {
-        const TileResult r = gemv_tile<BF16, U, PREFETCH>(tile, w, x, k, batch, true);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -316,34 +276,22 @@ __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 2, false>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 2>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 2, false>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 2>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 4, false>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 4>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 4, false>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 4>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 8, false>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 8>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 8, false>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4p_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 4, true>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4p_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 4, true>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8p_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 8, true>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8p_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 8, true>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 8>(w, x, k, batch, eps, out, inter);
 }
 
 // ---------------------------------------------------------------------------------------
