@@ -5,7 +5,7 @@
 //! the file and position, never a panic.
 
 use silirep::ingest::{self, Dataset, FileStatus, Record, Timing};
-use silirep_core::{CollectiveOp, KernelSpec, ModelPhase, NetworkDirection};
+use silirep_core::{CollectiveOp, KernelSpec, LinkDirection, ModelPhase};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -241,9 +241,11 @@ fn iperf3_captures_give_summed_and_per_stream_throughput_both_directions() {
     assert_eq!(r.framework, "iperf3");
     assert_eq!(r.machine.label, "vm");
     assert!(r.machine.id.starts_with("vm-"), "{}", r.machine.id);
-    let KernelSpec::Network {
+    // The kernel silirep's own link measures, the client host sending to its peer.
+    let KernelSpec::NetworkTransfer {
         direction,
         streams,
+        message_bytes,
         peer,
         bytes,
         ..
@@ -252,9 +254,10 @@ fn iperf3_captures_give_summed_and_per_stream_throughput_both_directions() {
         panic!("{:?}", r.spec)
     };
     assert_eq!(
-        (*direction, *streams, peer.as_str()),
-        (NetworkDirection::ClientToServer, 1, "127.0.0.1")
+        (*direction, *streams, *message_bytes, peer.as_deref()),
+        (LinkDirection::ToPeer, 1, 131072, Some("127.0.0.1"))
     );
+    assert_eq!(r.spec.name(), "tcp_to_peer");
     // Three 1-second intervals; B is their mean bytes.
     assert_eq!(
         *bytes,
@@ -280,12 +283,12 @@ fn iperf3_captures_give_summed_and_per_stream_throughput_both_directions() {
     let reverse = records(&d, "loopback_tcp_reverse.json");
     assert!(matches!(
         reverse[0].spec,
-        KernelSpec::Network {
-            direction: NetworkDirection::ServerToClient,
+        KernelSpec::NetworkTransfer {
+            direction: LinkDirection::FromPeer,
             ..
         }
     ));
-    assert_eq!(reverse[0].spec.name(), "tcp_server_to_client");
+    assert_eq!(reverse[0].spec.name(), "tcp_from_peer");
 }
 
 #[test]
@@ -543,7 +546,7 @@ fn report_reads_the_new_formats_into_machine_pages_and_the_csv() {
         assert!(header.split(',').any(|c| c == column), "{header}");
     }
     assert!(csv.contains("all_gather"), "{csv}");
-    assert!(csv.contains("tcp_client_to_server"));
+    assert!(csv.contains("tcp_to_peer"));
     assert!(csv.contains("model_prefill"));
     let machines: Vec<String> = std::fs::read_dir(out_dir.join("machines"))
         .unwrap()
@@ -613,34 +616,19 @@ fn real_iperf3_files_from_the_h200_host_are_read_in_both_directions() {
     let d = load("tests/fixtures/iperf3-h200-host");
     assert_eq!(d.problem_count(), 0, "{:?} {:?}", d.files, d.warnings);
     for (file, direction, streams, receiver_gb_per_s) in [
-        (
-            "tcp_1stream.json",
-            NetworkDirection::ClientToServer,
-            1,
-            6.1416,
-        ),
-        (
-            "tcp_reverse.json",
-            NetworkDirection::ServerToClient,
-            1,
-            6.0043,
-        ),
-        (
-            "tcp_4streams.json",
-            NetworkDirection::ClientToServer,
-            4,
-            6.9829,
-        ),
+        ("tcp_1stream.json", LinkDirection::ToPeer, 1, 6.1416),
+        ("tcp_reverse.json", LinkDirection::FromPeer, 1, 6.0043),
+        ("tcp_4streams.json", LinkDirection::ToPeer, 4, 6.9829),
         (
             "tcp_4streams_reverse.json",
-            NetworkDirection::ServerToClient,
+            LinkDirection::FromPeer,
             4,
             7.2020,
         ),
     ] {
         let summed: Vec<&Record> = records(&d, file)
             .into_iter()
-            .filter(|r| matches!(r.spec, KernelSpec::Network { streams: s, direction: dir, .. } if s == streams && dir == direction))
+            .filter(|r| matches!(r.spec, KernelSpec::NetworkTransfer { streams: s, direction: dir, .. } if s == streams && dir == direction))
             .collect();
         assert!(!summed.is_empty(), "{file}: {:?}", records(&d, file));
         let rate = summed[0].bytes_per_s().unwrap() / 1e9;

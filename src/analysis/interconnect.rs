@@ -177,12 +177,19 @@ pub fn analyse(
                 message_bytes,
                 ..
             } => {
+                // An imported iperf3 run is its own curve beside silirep's, at iperf3's write
+                // size; its per-stream parts are in the summed record already.
+                let tool = match record.framework.as_str() {
+                    "iperf3_per_stream" => continue,
+                    "iperf3" => " (iperf3)",
+                    _ => "",
+                };
                 let way = match direction {
                     LinkDirection::ToPeer => "to peer",
                     LinkDirection::FromPeer => "from peer",
                 };
                 let label = format!(
-                    "{}, {way}, {streams} stream{}",
+                    "{}, {way}, {streams} stream{}{tool}",
                     machine.label,
                     if *streams == 1 { "" } else { "s" }
                 );

@@ -1,5 +1,7 @@
 //! iperf3 `-J` output: TCP (or UDP) throughput between the host that ran the client and a
-//! server, as `KernelSpec::Network` records.
+//! server, as `KernelSpec::NetworkTransfer` records — the kernel `silirep link` measures, so an
+//! iperf3 run and silirep's own lines up row for row: the client host is the machine, the
+//! server its peer (named as iperf3 wrote its address), the write size iperf3's `blksize`.
 //!
 //! The file holds `start` (the client host's `uname` in `system_info`, the server in
 //! `connecting_to`, the test in `test_start`: protocol, streams, duration, `reverse`),
@@ -19,7 +21,7 @@ use super::node::Node;
 use super::record::{MachineKey, Record, Timing, Verification};
 use super::text::tool_machine;
 use super::{FileView, ImportError, Imported, Importer, MachineInfo};
-use silirep_core::{KernelSpec, NetworkDirection, NetworkProtocol};
+use silirep_core::{KernelSpec, LinkDirection, NetworkProtocol};
 use std::collections::BTreeMap;
 
 pub struct Iperf3;
@@ -56,9 +58,15 @@ impl Importer for Iperf3 {
                 });
             }
         };
-        let streams = test.get("num_streams")?.u64()?;
-        if streams == 0 {
-            return Err(test.get("num_streams")?.error("at least one stream").into());
+        let streams_node = test.get("num_streams")?;
+        let streams = match u32::try_from(streams_node.u64()?) {
+            Ok(n) if n > 0 => n,
+            _ => return Err(streams_node.error("between 1 and 2^32 − 1 streams").into()),
+        };
+        let blksize = test.get("blksize")?;
+        let message_bytes = blksize.u64()?;
+        if message_bytes == 0 {
+            return Err(blksize.error("a positive write size").into());
         }
         let reverse = test
             .opt("reverse")
@@ -73,10 +81,12 @@ impl Importer for Iperf3 {
                 "a bidirectional run: only the client's forward direction is read",
             );
         }
+        // Seen from the client's host, the machine the records belong to: `-R` makes the
+        // server send.
         let direction = if reverse {
-            NetworkDirection::ServerToClient
+            LinkDirection::FromPeer
         } else {
-            NetworkDirection::ClientToServer
+            LinkDirection::ToPeer
         };
         let peer = start
             .opt("connecting_to")
@@ -147,12 +157,13 @@ impl Importer for Iperf3 {
             file,
             &machine,
             "iperf3",
-            KernelSpec::Network {
+            KernelSpec::NetworkTransfer {
                 protocol,
                 direction,
                 streams,
-                peer: peer.clone(),
+                message_bytes,
                 bytes,
+                peer: Some(peer.clone()),
             },
             timing,
             "$.intervals[*].sum",
@@ -226,12 +237,13 @@ impl Importer for Iperf3 {
                     file,
                     &machine,
                     "iperf3_per_stream",
-                    KernelSpec::Network {
+                    KernelSpec::NetworkTransfer {
                         protocol,
                         direction,
                         streams,
-                        peer: peer.clone(),
+                        message_bytes,
                         bytes,
+                        peer: Some(peer.clone()),
                     },
                     timing,
                     &format!("$.intervals[*].streams[{stream_index}]"),

@@ -70,21 +70,19 @@ pub fn size_label(spec: &KernelSpec) -> String {
         KernelSpec::NetworkTransfer {
             streams,
             message_bytes,
+            peer,
             ..
         } => format!(
-            "{} writes × {streams} stream{}",
+            "{} writes × {streams} stream{}{}",
             bytes_text(*message_bytes as f64),
-            if *streams == 1 { "" } else { "s" }
+            if *streams == 1 { "" } else { "s" },
+            peer.as_ref()
+                .map(|p| format!(" to {p}"))
+                .unwrap_or_default()
         ),
         KernelSpec::NetworkRoundTrip { message_bytes } => {
             format!("{} message", bytes_text(*message_bytes as f64))
         }
-        KernelSpec::Network {
-            streams,
-            peer,
-            bytes,
-            ..
-        } => format!("{} to {peer}, {streams} streams", bytes_text(*bytes as f64)),
     }
 }
 

@@ -245,37 +245,26 @@ impl ModelPhase {
 }
 
 /// The transport of a network transfer between two hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkProtocol {
+    #[default]
     Tcp,
     Udp,
 }
 
 impl NetworkProtocol {
+    /// TCP: what `silirep link` measures, and what a transfer that names no protocol used.
+    pub fn is_tcp(&self) -> bool {
+        *self == NetworkProtocol::Tcp
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             NetworkProtocol::Tcp => "tcp",
             NetworkProtocol::Udp => "udp",
-        }
-    }
-}
-
-/// Which host sent the bytes of a network transfer, as the tool that measured it names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NetworkDirection {
-    /// The measuring host (iperf3's client) sends.
-    ClientToServer,
-    /// The measuring host receives (iperf3 `-R`).
-    ServerToClient,
-}
-
-impl NetworkDirection {
-    pub fn name(self) -> &'static str {
-        match self {
-            NetworkDirection::ClientToServer => "client_to_server",
-            NetworkDirection::ServerToClient => "server_to_client",
         }
     }
 }
@@ -491,13 +480,19 @@ pub enum KernelSpec {
         dtype: Dtype,
         devices: Vec<u32>,
     },
-    /// `bytes` sent over TCP to or from a `silirep link serve` peer, in writes of
-    /// `message_bytes`, split evenly over `streams` connections running at once.
+    /// `bytes` sent to or from a peer host, in writes of `message_bytes`, split evenly over
+    /// `streams` connections running at once: silirep's own TCP link kernels (`silirep link
+    /// serve` on the peer), or another tool's run (iperf3, which also names its `peer` as it
+    /// wrote the address, and may have used UDP), so the two compare row for row.
     NetworkTransfer {
+        #[serde(default, skip_serializing_if = "NetworkProtocol::is_tcp")]
+        protocol: NetworkProtocol,
         direction: LinkDirection,
         streams: u32,
         message_bytes: u64,
         bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
     },
     /// One `message_bytes` message to the peer and back on an open TCP connection: the
     /// link's round-trip latency at that size.
@@ -513,15 +508,6 @@ pub enum KernelSpec {
         tokens: u64,
         /// Total parameter count when known; enables the 2·P / 6·P FLOP estimates.
         params: Option<u64>,
-    },
-    /// `bytes` carried between two hosts over `streams` parallel connections to `peer` (as
-    /// the measuring tool wrote the address), e.g. an iperf3 run. Imported, not measured.
-    Network {
-        protocol: NetworkProtocol,
-        direction: NetworkDirection,
-        streams: u64,
-        peer: String,
-        bytes: u64,
     },
 }
 
@@ -629,8 +615,7 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. }
-            | KernelSpec::Network { .. } => KernelFamily::Interconnect,
+            | KernelSpec::NetworkRoundTrip { .. } => KernelFamily::Interconnect,
         }
     }
 
@@ -676,13 +661,12 @@ impl KernelSpec {
                 TransferDirection::DeviceToHost => "device_to_host".into(),
             },
             KernelSpec::Collective { op, .. } => op.name().into(),
-            KernelSpec::NetworkTransfer { direction, .. } => format!("tcp_{}", direction.name()),
-            KernelSpec::NetworkRoundTrip { .. } => "tcp_round_trip".into(),
-            KernelSpec::Network {
+            KernelSpec::NetworkTransfer {
                 protocol,
                 direction,
                 ..
             } => format!("{}_{}", protocol.name(), direction.name()),
+            KernelSpec::NetworkRoundTrip { .. } => "tcp_round_trip".into(),
         }
     }
 
@@ -700,8 +684,7 @@ impl KernelSpec {
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. }
-            | KernelSpec::Network { .. } => None,
+            | KernelSpec::NetworkRoundTrip { .. } => None,
         }
     }
 
@@ -734,8 +717,7 @@ impl KernelSpec {
             KernelSpec::Model { seq_len, .. } => *seq_len,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. }
-            | KernelSpec::Network { bytes, .. } => *bytes,
+            | KernelSpec::Collective { bytes, .. } => *bytes,
             // The write size: what a network sweep varies (the bytes per iteration follow).
             KernelSpec::NetworkTransfer { message_bytes, .. }
             | KernelSpec::NetworkRoundTrip { message_bytes } => *message_bytes,
@@ -757,8 +739,7 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. }
-            | KernelSpec::Network { .. } => SizeMeaning::TransferBytes,
+            | KernelSpec::NetworkRoundTrip { .. } => SizeMeaning::TransferBytes,
         }
     }
 
@@ -826,7 +807,7 @@ impl KernelSpec {
             KernelSpec::IntensitySweep {
                 elements, dtype, ..
             } => f(*elements) * dtype.size_bytes(),
-            KernelSpec::Model { .. } | KernelSpec::Network { .. } => return None,
+            KernelSpec::Model { .. } => return None,
             // On each GPU: a transfer's one buffer there, a collective's input and output.
             KernelSpec::PeerCopy { bytes, .. } | KernelSpec::HostTransfer { bytes, .. } => {
                 f(*bytes)
@@ -876,8 +857,7 @@ impl KernelSpec {
             } => *fmas_per_element = size,
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::Collective { bytes, .. }
-            | KernelSpec::Network { bytes, .. } => *bytes = size,
+            | KernelSpec::Collective { bytes, .. } => *bytes = size,
             KernelSpec::NetworkTransfer {
                 message_bytes,
                 bytes,
@@ -962,17 +942,17 @@ impl KernelSpec {
                 streams,
                 message_bytes,
                 bytes,
+                peer,
                 ..
-            } => format!("streams={streams} message_bytes={message_bytes} bytes={bytes}"),
+            } => format!(
+                "streams={streams} message_bytes={message_bytes} bytes={bytes}{}",
+                peer.as_ref()
+                    .map(|p| format!(" peer={p}"))
+                    .unwrap_or_default()
+            ),
             KernelSpec::NetworkRoundTrip { message_bytes } => {
                 format!("message_bytes={message_bytes}")
             }
-            KernelSpec::Network {
-                streams,
-                peer,
-                bytes,
-                ..
-            } => format!("streams={streams} peer={peer} bytes={bytes}"),
         }
     }
 
@@ -1066,8 +1046,7 @@ impl KernelSpec {
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }
             | KernelSpec::NetworkTransfer { .. }
-            | KernelSpec::NetworkRoundTrip { .. }
-            | KernelSpec::Network { .. } => return None,
+            | KernelSpec::NetworkRoundTrip { .. } => return None,
         })
     }
 
@@ -1144,8 +1123,7 @@ impl KernelSpec {
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
             | KernelSpec::Collective { bytes, .. }
-            | KernelSpec::NetworkTransfer { bytes, .. }
-            | KernelSpec::Network { bytes, .. } => *bytes as f64,
+            | KernelSpec::NetworkTransfer { bytes, .. } => *bytes as f64,
             // The message out and back: what crossed the link in one round trip.
             KernelSpec::NetworkRoundTrip { message_bytes } => 2.0 * *message_bytes as f64,
         })
@@ -1162,8 +1140,7 @@ impl KernelSpec {
             } => Some(*bytes as f64 * op.bus_bandwidth_factor(devices.len() as u64)),
             KernelSpec::PeerCopy { bytes, .. }
             | KernelSpec::HostTransfer { bytes, .. }
-            | KernelSpec::NetworkTransfer { bytes, .. }
-            | KernelSpec::Network { bytes, .. } => Some(*bytes as f64),
+            | KernelSpec::NetworkTransfer { bytes, .. } => Some(*bytes as f64),
             _ => None,
         }
     }
@@ -1605,20 +1582,25 @@ mod tests {
         // Moving a cache is not arithmetic, whatever the model's size.
         assert_eq!(kv.flops(), None);
         assert_eq!(kv.tokens(), Some(871.0));
-        let net = KernelSpec::Network {
+        // An iperf3 run: silirep's own kind of transfer, with the peer as iperf3 wrote it.
+        let net = KernelSpec::NetworkTransfer {
             protocol: NetworkProtocol::Tcp,
-            direction: NetworkDirection::ServerToClient,
+            direction: LinkDirection::FromPeer,
             streams: 4,
-            peer: "10.0.0.2".into(),
+            message_bytes: 131072,
             bytes: 1000,
+            peer: Some("10.0.0.2".into()),
         };
-        assert_eq!(net.name(), "tcp_server_to_client");
+        assert_eq!(net.name(), "tcp_from_peer");
         assert_eq!(net.family(), KernelFamily::Interconnect);
         assert_eq!(
             (net.bytes(), net.bus_bytes(), net.flops()),
             (Some(1000.0), Some(1000.0), None)
         );
-        assert_eq!(net.params_label(), "streams=4 peer=10.0.0.2 bytes=1000");
+        assert_eq!(
+            net.params_label(),
+            "streams=4 message_bytes=131072 bytes=1000 peer=10.0.0.2"
+        );
         let text = serde_json::to_string(&net).unwrap();
         assert_eq!(serde_json::from_str::<KernelSpec>(&text).unwrap(), net);
     }

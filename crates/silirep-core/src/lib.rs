@@ -16,8 +16,7 @@ pub mod schema;
 pub use backend::{Backend, KernelError, PreparedKernel, Suite};
 pub use kernels::{
     AttentionImpl, BandwidthOp, CollectiveOp, DECODE_CONTEXT, Dtype, HostMemory, KernelFamily,
-    KernelSpec, LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkDirection,
-    NetworkProtocol, Pass, RateUnit, SizeMeaning, TransferDirection, decode_kv_bytes,
-    network_transfer_bytes,
+    KernelSpec, LayerPart, LayerShape, LinkDirection, ModelPhase, NetworkProtocol, Pass, RateUnit,
+    SizeMeaning, TransferDirection, decode_kv_bytes, network_transfer_bytes,
 };
 pub use schema::{Measurement, RunFile};

@@ -219,11 +219,6 @@ impl Backend for CpuBackend {
             KernelSpec::NetworkTransfer { .. } | KernelSpec::NetworkRoundTrip { .. } => {
                 return Err(KernelError::network_needs_peer());
             }
-            KernelSpec::Network { .. } => {
-                return Err(KernelError::Unsupported(
-                    "network transfers between hosts are imported (iperf3), not measured".into(),
-                ));
-            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. } => {

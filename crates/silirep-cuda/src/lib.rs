@@ -366,11 +366,6 @@ impl Backend for CudaBackend {
                     "whole-model runs are imported, not measured".into(),
                 ));
             }
-            KernelSpec::Network { .. } => {
-                return Err(KernelError::Unsupported(
-                    "network transfers between hosts are imported (iperf3), not measured".into(),
-                ));
-            }
             KernelSpec::PeerCopy { .. }
             | KernelSpec::HostTransfer { .. }
             | KernelSpec::Collective { .. }

@@ -6,7 +6,7 @@
 
 use crate::protocol::{self, Checksum, Op, Request};
 use silirep_core::schema::{Link, Topology, TopologyDevice, Verification, VerificationStatus};
-use silirep_core::{KernelError, KernelSpec, LinkDirection, PreparedKernel};
+use silirep_core::{KernelError, KernelSpec, LinkDirection, NetworkProtocol, PreparedKernel};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -72,6 +72,8 @@ impl LinkClient {
         };
         Ok(match spec {
             KernelSpec::NetworkTransfer {
+                protocol: NetworkProtocol::Tcp,
+                peer: None,
                 direction,
                 streams,
                 message_bytes,
@@ -86,6 +88,15 @@ impl LinkClient {
             )?),
             KernelSpec::NetworkRoundTrip { message_bytes } => {
                 Box::new(RoundTrip::prepare(link, *message_bytes, seed)?)
+            }
+            // A named peer or UDP describes another tool's run; this client measures TCP to
+            // the peer it was given.
+            other @ KernelSpec::NetworkTransfer { .. } => {
+                return Err(KernelError::Unsupported(format!(
+                    "{} {}: the link client measures TCP to its own peer",
+                    other.name(),
+                    other.params_label()
+                )));
             }
             other => {
                 return Err(KernelError::Unsupported(format!(

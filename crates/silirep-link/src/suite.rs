@@ -2,7 +2,7 @@
 //! 4 KiB to 1 GiB on one stream, several streams at mid sizes (where one TCP stream is often
 //! limited by one core), and round trips from 8 bytes to 1 MiB.
 
-use silirep_core::{KernelSpec, LinkDirection, Suite, network_transfer_bytes};
+use silirep_core::{KernelSpec, LinkDirection, NetworkProtocol, Suite, network_transfer_bytes};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -42,19 +42,23 @@ pub fn configurations(suite: Suite) -> Vec<KernelSpec> {
     for direction in [LinkDirection::ToPeer, LinkDirection::FromPeer] {
         for &message_bytes in messages {
             specs.push(KernelSpec::NetworkTransfer {
+                protocol: NetworkProtocol::Tcp,
                 direction,
                 streams: 1,
                 message_bytes,
                 bytes: network_transfer_bytes(message_bytes, minimum),
+                peer: None,
             });
         }
         for &s in streams {
             for &message_bytes in multi {
                 specs.push(KernelSpec::NetworkTransfer {
+                    protocol: NetworkProtocol::Tcp,
                     direction,
                     streams: s,
                     message_bytes,
                     bytes: network_transfer_bytes(message_bytes, minimum),
+                    peer: None,
                 });
             }
         }

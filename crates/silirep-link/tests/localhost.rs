@@ -2,7 +2,7 @@
 //! disappears in the middle of a transfer, one that stops answering, and no peer at all.
 
 use silirep_core::schema::VerificationStatus;
-use silirep_core::{KernelSpec, LinkDirection};
+use silirep_core::{KernelSpec, LinkDirection, NetworkProtocol};
 use silirep_link::{LinkClient, ServeOptions, serve};
 use std::io::Read;
 use std::net::TcpListener;
@@ -12,10 +12,12 @@ use std::time::Duration;
 
 fn transfer(direction: LinkDirection, streams: u32, message_bytes: u64) -> KernelSpec {
     KernelSpec::NetworkTransfer {
+        protocol: NetworkProtocol::Tcp,
         direction,
         streams,
         message_bytes,
         bytes: silirep_core::network_transfer_bytes(message_bytes, 8 << 20),
+        peer: None,
     }
 }
 

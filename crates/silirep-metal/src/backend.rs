@@ -265,9 +265,6 @@ fn prepare_spec<'a>(
         KernelSpec::Model { .. } => Err(KernelError::Unsupported(
             "whole-model runs are imported from other tools, not measured by a backend".into(),
         )),
-        KernelSpec::Network { .. } => Err(KernelError::Unsupported(
-            "network transfers between hosts are imported (iperf3), not measured".into(),
-        )),
         KernelSpec::HostTransfer {
             direction,
             memory,
