@@ -562,6 +562,27 @@ fn report_reads_the_new_formats_into_machine_pages_and_the_csv() {
             .any(|m| m.starts_with("nvidia-geforce-rtx-4080-")),
         "{machines:?}"
     );
+    // The iperf3 run is on the network chart as its own curve, at its write size.
+    let pages: String = walk(&out_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(pages.contains("(iperf3)"), "no iperf3 curve in the report");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// Real logs from the two-H200 machine: each collective's two sizes, out of place and in
