@@ -146,6 +146,16 @@ impl Importer for Iperf3 {
             }
         }
 
+        // Every record is this run's transfer; only the bytes of a sample differ.
+        let transfer = |bytes: u64| KernelSpec::NetworkTransfer {
+            protocol,
+            direction,
+            streams,
+            message_bytes,
+            bytes,
+            peer: Some(peer.clone()),
+        };
+
         // Summed throughput.
         let sums: Vec<Node> = intervals
             .iter()
@@ -157,14 +167,7 @@ impl Importer for Iperf3 {
             file,
             &machine,
             "iperf3",
-            KernelSpec::NetworkTransfer {
-                protocol,
-                direction,
-                streams,
-                message_bytes,
-                bytes,
-                peer: Some(peer.clone()),
-            },
+            transfer(bytes),
             timing,
             "$.intervals[*].sum",
         );
@@ -237,14 +240,7 @@ impl Importer for Iperf3 {
                     file,
                     &machine,
                     "iperf3_per_stream",
-                    KernelSpec::NetworkTransfer {
-                        protocol,
-                        direction,
-                        streams,
-                        message_bytes,
-                        bytes,
-                        peer: Some(peer.clone()),
-                    },
+                    transfer(bytes),
                     timing,
                     &format!("$.intervals[*].streams[{stream_index}]"),
                 );

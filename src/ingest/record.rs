@@ -103,6 +103,18 @@ pub struct Record {
     pub reported: BTreeMap<String, f64>,
 }
 
+impl MachineKey {
+    /// The key a machine labelled `label` gets when nothing else identifies it (id: the
+    /// label's slug), for tests that build datasets by hand.
+    #[cfg(test)]
+    pub fn for_tests(label: &str) -> MachineKey {
+        MachineKey {
+            id: crate::util::slug(label),
+            label: label.into(),
+        }
+    }
+}
+
 impl Record {
     /// A verified record of `spec` on `machine` with `samples` as its timing, for tests that
     /// build datasets by hand.

@@ -649,10 +649,7 @@ mod tests {
     use silirep_core::{BandwidthOp, Dtype, KernelSpec};
 
     fn key(label: &str) -> MachineKey {
-        MachineKey {
-            id: crate::util::slug(label),
-            label: label.into(),
-        }
+        MachineKey::for_tests(label)
     }
 
     fn record(machine: &MachineKey, spec: KernelSpec, time_s: f64) -> Record {
