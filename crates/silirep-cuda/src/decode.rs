@@ -131,7 +131,6 @@ struct GemmPath {
 #[derive(Clone, Copy)]
 enum Arg {
     Ptr(u64),
-    U64(u64),
     U32(u32),
     F32(f32),
 }
@@ -164,8 +163,6 @@ pub struct Decode<'a> {
     chunk: u64,
     gemm: Option<GemmPath>,
     pdl: bool,
-    /// Whether attention prefetches the output projection's weights into L2 (GEMV path).
-    prefetch: bool,
     graph: Option<CudaGraph>,
     /// Seconds per step of each variant tried in `prepare`, and of each stage alone.
     variants: Vec<(String, f64)>,
@@ -341,7 +338,6 @@ impl<'a> Decode<'a> {
             chunk,
             gemm,
             pdl: false,
-            prefetch: false,
             graph: None,
             variants: Vec::new(),
             stages: Vec::new(),
@@ -380,33 +376,28 @@ impl<'a> Decode<'a> {
     fn choose_launch(&mut self) -> Result<(), KernelError> {
         const REPS: u32 = 20;
         self.pdl = false;
-        self.prefetch = false;
         self.run_once(None)?;
         let eager = median(&self.gpu.time(REPS, 1, || self.run_once(None))?);
         self.variants.push(("launches".into(), eager));
         if self.gemm.is_none() {
             self.tune_grids()?;
         }
-        let mut best: Option<((bool, bool), CudaGraph, f64)> = None;
-        // (programmatic dependent launch, L2 prefetch of the output projection): both are
-        // for the GEMV path, where each is kept only if it pays.
-        let options: &[(bool, bool)] = if self.gemm.is_none() {
-            &[(false, false), (true, false), (false, true), (true, true)]
+        let mut best: Option<(bool, CudaGraph, f64)> = None;
+        // Programmatic dependent launch is for the GEMV path, kept only if it pays. (An L2
+        // prefetch of the output projection's weights while attention runs was tried here
+        // too and never paid: docs/PERFORMANCE.md.)
+        let options: &[bool] = if self.gemm.is_none() {
+            &[false, true]
         } else {
-            &[(false, false)]
+            &[false]
         };
-        for &(pdl, prefetch) in options {
+        for &pdl in options {
             self.pdl = pdl;
-            self.prefetch = prefetch;
-            let name = format!(
-                "graph{}{}",
-                if pdl {
-                    " + programmatic dependent launch"
-                } else {
-                    ""
-                },
-                if prefetch { " + L2 prefetch" } else { "" }
-            );
+            let name = if pdl {
+                "graph + programmatic dependent launch"
+            } else {
+                "graph"
+            };
             // A driver that cannot capture a variant leaves it out (recorded), not the run.
             let graph = match self.capture(None) {
                 Ok(g) => g,
@@ -417,19 +408,17 @@ impl<'a> Decode<'a> {
             };
             self.replay(&graph)?;
             let t = median(&self.gpu.time(REPS, 1, || self.replay(&graph))?);
-            self.variants.push((name, t));
+            self.variants.push((name.into(), t));
             if best.as_ref().is_none_or(|b| t < b.2) {
-                best = Some(((pdl, prefetch), graph, t));
+                best = Some((pdl, graph, t));
             }
         }
-        let Some(((pdl, prefetch), graph, _)) = best else {
+        let Some((pdl, graph, _)) = best else {
             // No graph at all: plain launches, as timed above.
             self.pdl = false;
-            self.prefetch = false;
             return Ok(());
         };
         self.pdl = pdl;
-        self.prefetch = prefetch;
         for stage in STAGES {
             if stage == Stage::Attention && self.context == 0 {
                 continue;
@@ -560,7 +549,7 @@ impl<'a> Decode<'a> {
         let mut ptrs: Vec<*mut c_void> = values
             .iter_mut()
             .map(|a| match a {
-                Arg::Ptr(v) | Arg::U64(v) => v as *mut u64 as *mut c_void,
+                Arg::Ptr(v) => v as *mut u64 as *mut c_void,
                 Arg::U32(v) => v as *mut u32 as *mut c_void,
                 Arg::F32(v) => v as *mut f32 as *mut c_void,
             })
@@ -685,9 +674,6 @@ impl<'a> Decode<'a> {
                         Arg::U32(self.context as u32),
                         Arg::U32(self.chunk as u32),
                         Arg::F32(scale_log2),
-                        // At GEMV batches: the output projection's weights into L2 (decode.cu).
-                        Arg::Ptr(w.o.ptr),
-                        Arg::U64(if self.prefetch { w.o.bytes as u64 } else { 0 }),
                     ],
                     self.pdl,
                 )
@@ -1114,15 +1100,8 @@ impl PreparedKernel for Decode<'_> {
                 "none: no KV cache, the query passes to the output projection".into()
             } else {
                 format!(
-                    "flash-decoding over a KV cache of {} positions per sequence ({} split(s) of {} positions per (sequence, KV head)), grouped KV heads{}",
-                    self.context,
-                    self.splits,
-                    self.chunk,
-                    if self.prefetch {
-                        "; while it runs, the output projection's weights are prefetched into L2"
-                    } else {
-                        ""
-                    }
+                    "flash-decoding over a KV cache of {} positions per sequence ({} split(s) of {} positions per (sequence, KV head)), grouped KV heads",
+                    self.context, self.splits, self.chunk,
                 )
             },
         );

@@ -18,9 +18,10 @@
 // vector is fed in the same order.
 //
 // Programmatic dependent launch: each GEMV issues its first weight loads (weights never
-// depend on the previous kernel) before `griddepcontrol.wait`, which returns once the
-// previous kernel has finished and its writes are visible. Nothing is written before the
-// wait. Launched without the attribute, the wait is a no-op.
+// depend on the previous kernel), and attention its first tile of cached keys and values,
+// before `griddepcontrol.wait`, which returns once the previous kernel has finished and its
+// writes are visible. Nothing is written before the wait. Launched without the attribute,
+// the wait is a no-op.
 
 #define DEC_THREADS 256
 #define DEC_WARPS 8
@@ -104,23 +105,31 @@ __device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict_
     // Two accumulator sets halve the chain of dependent mmas per chunk.
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     float ss = 0.0f;
-    uint4 lo[U], hi[U];
-    u32 chunk = warp;
-    if (chunk < chunks) {
+    // A chunk's weights (lo, hi) and the tokens' matching columns (xv) are loaded together,
+    // one chunk ahead of their use, so all of a chunk's loads are in flight at once. Loading
+    // the activations at the top of each chunk instead let ptxas put the first mmas (and the
+    // folded norm's arithmetic) between them: the warp then waited on one L2 round trip
+    // before issuing the rest, and the same QKV and gate/up grids ran 1.8 and 2.8 µs per layer
+    // slower (docs/PERFORMANCE.md).
+    uint4 lo[U], hi[U], xv[U];
+    auto load_weights = [&](u32 ch) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            lo[u] = load_weight(wt + (u64)(chunk * U + u) * 512);
-            hi[u] = load_weight(wt + (u64)(chunk * U + u) * 512 + 256);
+            lo[u] = load_weight(wt + (u64)(ch * U + u) * 512);
+            hi[u] = load_weight(wt + (u64)(ch * U + u) * 512 + 256);
         }
-    }
+    };
+    auto load_tokens = [&](u32 ch) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) xv[u] = has_token ? load_activation(xr + (u64)(ch * U + u) * 32) : make_uint4(0, 0, 0, 0);
+    };
+    u32 chunk = warp;
+    if (chunk < chunks) load_weights(chunk);
     // Everything above reads weights only; activations are the previous kernel's output.
     griddep_wait();
     griddep_launch_dependents();
+    if (chunk < chunks) load_tokens(chunk);
     while (chunk < chunks) {
-        uint4 xv[U];
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-            xv[u] = has_token ? load_activation(xr + (u64)(chunk * U + u) * 32) : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             mma16816<BF16>(c, lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
@@ -129,11 +138,8 @@ __device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict_
         }
         chunk += DEC_WARPS;
         if (chunk < chunks) {
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                lo[u] = load_weight(wt + (u64)(chunk * U + u) * 512);
-                hi[u] = load_weight(wt + (u64)(chunk * U + u) * 512 + 256);
-            }
+            load_weights(chunk);
+            load_tokens(chunk);
         }
     }
 #pragma unroll
@@ -312,7 +318,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(co
 template <bool BF16>
 __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const u16* __restrict__ kcache, const u16* __restrict__ vcache,
                                  u16* __restrict__ out, float* __restrict__ partial, u32* __restrict__ counters, u32 context, u32 chunk,
-                                 float scale_log2, const u8* __restrict__ prefetch, u64 prefetch_bytes) {
+                                 float scale_log2) {
     __shared__ float p[ATT_GROUP][ATT_TILE];
     __shared__ float alpha[ATT_GROUP];
     __shared__ float run_m[ATT_GROUP], run_l[ATT_GROUP];
@@ -336,21 +342,46 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[h][e] = 0.0f;
 
-    // At small batches attention moves a few MB and leaves HBM mostly idle: each block asks
-    // L2 for its share of `prefetch` (the output projection's weights, which depend on
-    // nothing), so the next GEMV finds them there. A hint: nothing waits for it.
-    if (tid == 0 && prefetch_bytes > 0) {
-        const u64 blocks = (u64)gridDim.x * gridDim.y * gridDim.z;
-        const u64 id = blockIdx.x + (u64)gridDim.x * (blockIdx.y + (u64)gridDim.y * blockIdx.z);
-        const u64 share = ((prefetch_bytes / blocks) + 15) & ~15ull;
-        const u64 first = min(prefetch_bytes, id * share), last = min(prefetch_bytes, first + share);
-        for (u64 o = first; o < last; o += 65536) {
-            const u32 n = (u32)min((u64)65536, last - o);
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(prefetch + o), "r"(n) : "memory");
+    // A tile's key and value loads all go out before any is used (16 per thread in flight),
+    // so the value rows arrive while the logits and the softmax are computed; rows past the
+    // end read as zeros (their probability is 0). Every cached row but the newest was written
+    // by an earlier step, so the block's first tile is requested before the wait and its HBM
+    // round trip overlaps the QKV kernel's tail; the newest row, which this step's QKV kernel
+    // writes, is (re)read after the wait.
+    const u32 newest = context - 1;
+    uint4 kraw[ATT_TILE / 16][2], vraw[ATT_TILE / 8];
+    auto load_tile = [&](u32 j0, bool with_newest) {
+#pragma unroll
+        for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
+            const u32 j = j0 + pass * 16 + pos_in_pass;
+            const bool ok = j < end && (with_newest || j != newest);
+            const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
+#pragma unroll
+            for (int v = 0; v < 2; ++v) kraw[pass][v] = ok ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
         }
-    }
+#pragma unroll
+        for (int i = 0; i < ATT_TILE / 8; ++i) {
+            const u32 j = j0 + vj + 8 * i;
+            const bool ok = j < end && (with_newest || j != newest);
+            vraw[i] = ok ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    load_tile(start, false);
     griddep_wait();
     griddep_launch_dependents();
+#pragma unroll
+    for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
+        const u32 j = start + pass * 16 + pos_in_pass;
+        const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
+#pragma unroll
+        for (int v = 0; v < 2; ++v)
+            if (j == newest && j < end) kraw[pass][v] = load_activation(kr + 8 * v);
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_TILE / 8; ++i) {
+        const u32 j = start + vj + 8 * i;
+        if (j == newest && j < end) vraw[i] = load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd);
+    }
 #pragma unroll
     for (int h = 0; h < ATT_GROUP; ++h) {
         const u16* qh = q + (u64)token * q_stride + (u64)(kvh * ATT_GROUP + h) * ATT_HEAD_DIM + dslice;
@@ -370,22 +401,7 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         run_l[tid] = 0.0f;
     }
     for (u32 j0 = start; j0 < end; j0 += ATT_TILE) {
-        // Every key and value load of the tile first (16 per thread in flight), so the value
-        // rows arrive while the logits and the softmax are computed; rows past the end read
-        // as zeros (their probability is 0).
-        uint4 kraw[ATT_TILE / 16][2], vraw[ATT_TILE / 8];
-#pragma unroll
-        for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
-            const u32 j = j0 + pass * 16 + pos_in_pass;
-            const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
-#pragma unroll
-            for (int v = 0; v < 2; ++v) kraw[pass][v] = j < end ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int i = 0; i < ATT_TILE / 8; ++i) {
-            const u32 j = j0 + vj + 8 * i;
-            vraw[i] = j < end ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
-        }
+        if (j0 != start) load_tile(j0, true);
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 jj = pass * 16 + pos_in_pass, j = j0 + jj;
@@ -532,11 +548,11 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
 #pragma unroll
     for (int h = 0; h < ATT_GROUP; ++h) out_row[h * ATT_HEAD_DIM + tid] = f32_to_half<BF16>(num[h] / den[h]);
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2, const u8* prefetch, u64 prefetch_bytes) {
-    decode_attention<false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2, prefetch, prefetch_bytes);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
+    decode_attention<false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2, const u8* prefetch, u64 prefetch_bytes) {
-    decode_attention<true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2, prefetch, prefetch_bytes);
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
+    decode_attention<true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
 }
 
 // ---------------------------------------------------------------------------------------
