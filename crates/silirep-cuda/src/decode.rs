@@ -163,6 +163,9 @@ pub struct Decode<'a> {
     chunk: u64,
     gemm: Option<GemmPath>,
     pdl: bool,
+    /// Attention requests its first tile of cached keys and values before it waits on the
+    /// QKV kernel (`decode_attention_early_*`; with programmatic dependent launch only).
+    early_cache: bool,
     graph: Option<CudaGraph>,
     /// Seconds per step of each variant tried in `prepare`, and of each stage alone.
     variants: Vec<(String, f64)>,
@@ -338,6 +341,7 @@ impl<'a> Decode<'a> {
             chunk,
             gemm,
             pdl: false,
+            early_cache: false,
             graph: None,
             variants: Vec::new(),
             stages: Vec::new(),
@@ -382,21 +386,24 @@ impl<'a> Decode<'a> {
         if self.gemm.is_none() {
             self.tune_grids()?;
         }
-        let mut best: Option<(bool, CudaGraph, f64)> = None;
-        // Programmatic dependent launch is for the GEMV path, kept only if it pays. (An L2
-        // prefetch of the output projection's weights while attention runs was tried here
-        // too and never paid: docs/PERFORMANCE.md.)
-        let options: &[bool] = if self.gemm.is_none() {
-            &[false, true]
+        let mut best: Option<((bool, bool), CudaGraph, f64)> = None;
+        // (programmatic dependent launch, attention's early cache tile): for the GEMV path,
+        // each kept only if it pays. (An L2 prefetch of the output projection's weights while
+        // attention runs was tried here too and never paid: docs/PERFORMANCE.md.)
+        let options: &[(bool, bool)] = if self.gemm.is_none() {
+            &[(false, false), (true, false), (true, true)]
         } else {
-            &[false]
+            &[(false, false)]
         };
-        for &pdl in options {
+        for &(pdl, early_cache) in options {
             self.pdl = pdl;
-            let name = if pdl {
-                "graph + programmatic dependent launch"
-            } else {
-                "graph"
+            self.early_cache = early_cache;
+            let name = match (pdl, early_cache) {
+                (false, _) => "graph",
+                (true, false) => "graph + programmatic dependent launch",
+                (true, true) => {
+                    "graph + programmatic dependent launch + attention's first cache tile before its wait"
+                }
             };
             // A driver that cannot capture a variant leaves it out (recorded), not the run.
             let graph = match self.capture(None) {
@@ -410,15 +417,17 @@ impl<'a> Decode<'a> {
             let t = median(&self.gpu.time(REPS, 1, || self.replay(&graph))?);
             self.variants.push((name.into(), t));
             if best.as_ref().is_none_or(|b| t < b.2) {
-                best = Some((pdl, graph, t));
+                best = Some(((pdl, early_cache), graph, t));
             }
         }
-        let Some((pdl, graph, _)) = best else {
+        let Some(((pdl, early_cache), graph, _)) = best else {
             // No graph at all: plain launches, as timed above.
             self.pdl = false;
+            self.early_cache = false;
             return Ok(());
         };
         self.pdl = pdl;
+        self.early_cache = early_cache;
         for stage in STAGES {
             if stage == Stage::Attention && self.context == 0 {
                 continue;
@@ -660,7 +669,11 @@ impl<'a> Decode<'a> {
                 let (q, stride) = self.query();
                 let scale_log2 = std::f32::consts::LOG2_E / (self.shape.head_dim as f32).sqrt();
                 self.launch(
-                    "decode_attention",
+                    if self.early_cache {
+                        "decode_attention_early"
+                    } else {
+                        "decode_attention"
+                    },
                     (self.splits as u32, self.shape.kv_heads as u32, b),
                     ATT_THREADS,
                     &[
@@ -1016,10 +1029,12 @@ impl PreparedKernel for Decode<'_> {
                     } else {
                         "plain launches (no graph could be captured)"
                     },
-                    if self.pdl {
-                        ", kernels with programmatic dependent launch"
-                    } else {
-                        ""
+                    match (self.pdl, self.early_cache) {
+                        (false, _) => "",
+                        (true, false) => ", kernels with programmatic dependent launch",
+                        (true, true) => {
+                            ", kernels with programmatic dependent launch, attention's first cache tile requested before its wait"
+                        }
                     },
                     self.variants
                         .iter()

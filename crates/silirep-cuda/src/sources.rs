@@ -85,6 +85,8 @@ pub const SOURCES: &[Source] = &[
             "decode_swiglu8_bf16",
             "decode_attention_f16",
             "decode_attention_bf16",
+            "decode_attention_early_f16",
+            "decode_attention_early_bf16",
             "decode_kv_append_f16",
             "decode_kv_append_bf16",
             "decode_swiglu_tiles_f16",

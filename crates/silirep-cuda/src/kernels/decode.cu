@@ -315,7 +315,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(co
 // group in shared memory (decode.rs caps the split count at this).
 #define ATT_MAX_SPLITS 128
 
-template <bool BF16>
+template <bool BF16, bool EARLY>
 __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const u16* __restrict__ kcache, const u16* __restrict__ vcache,
                                  u16* __restrict__ out, float* __restrict__ partial, u32* __restrict__ counters, u32 context, u32 chunk,
                                  float scale_log2) {
@@ -344,44 +344,33 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
 
     // A tile's key and value loads all go out before any is used (16 per thread in flight),
     // so the value rows arrive while the logits and the softmax are computed; rows past the
-    // end read as zeros (their probability is 0). Every cached row but the newest was written
-    // by an earlier step, so the block's first tile is requested before the wait and its HBM
-    // round trip overlaps the QKV kernel's tail; the newest row, which this step's QKV kernel
-    // writes, is (re)read after the wait.
-    const u32 newest = context - 1;
+    // end read as zeros (their probability is 0). EARLY: every cached row but the newest was
+    // written by an earlier step, so a block whose first tile does not hold the newest row
+    // (which this step's QKV kernel writes) requests that tile before the wait, and its HBM
+    // round trip overlaps the QKV kernel's tail. That keeps the tile in registers while the
+    // query is loaded (216 instead of 167 per thread), which costs occupancy where attention
+    // is many blocks deep (batch 64: 100 instead of 88 µs per layer), so decode.rs times the
+    // step both ways.
     uint4 kraw[ATT_TILE / 16][2], vraw[ATT_TILE / 8];
-    auto load_tile = [&](u32 j0, bool with_newest) {
+    auto load_tile = [&](u32 j0) {
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 j = j0 + pass * 16 + pos_in_pass;
-            const bool ok = j < end && (with_newest || j != newest);
             const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
 #pragma unroll
-            for (int v = 0; v < 2; ++v) kraw[pass][v] = ok ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
+            for (int v = 0; v < 2; ++v) kraw[pass][v] = j < end ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int i = 0; i < ATT_TILE / 8; ++i) {
             const u32 j = j0 + vj + 8 * i;
-            const bool ok = j < end && (with_newest || j != newest);
-            vraw[i] = ok ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
+            vraw[i] = j < end ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
         }
     };
-    load_tile(start, false);
+    const bool early = EARLY && min(end, start + ATT_TILE) < context;
+    if (early) load_tile(start);
     griddep_wait();
     griddep_launch_dependents();
-#pragma unroll
-    for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
-        const u32 j = start + pass * 16 + pos_in_pass;
-        const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
-#pragma unroll
-        for (int v = 0; v < 2; ++v)
-            if (j == newest && j < end) kraw[pass][v] = load_activation(kr + 8 * v);
-    }
-#pragma unroll
-    for (int i = 0; i < ATT_TILE / 8; ++i) {
-        const u32 j = start + vj + 8 * i;
-        if (j == newest && j < end) vraw[i] = load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd);
-    }
+    if (EARLY && !early) load_tile(start);
 #pragma unroll
     for (int h = 0; h < ATT_GROUP; ++h) {
         const u16* qh = q + (u64)token * q_stride + (u64)(kvh * ATT_GROUP + h) * ATT_HEAD_DIM + dslice;
@@ -401,7 +390,7 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         run_l[tid] = 0.0f;
     }
     for (u32 j0 = start; j0 < end; j0 += ATT_TILE) {
-        if (j0 != start) load_tile(j0, true);
+        if (j0 != start || !EARLY) load_tile(j0);
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 jj = pass * 16 + pos_in_pass, j = j0 + jj;
@@ -549,10 +538,16 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
     for (int h = 0; h < ATT_GROUP; ++h) out_row[h * ATT_HEAD_DIM + tid] = f32_to_half<BF16>(num[h] / den[h]);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
-    decode_attention<false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+    decode_attention<false, false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
-    decode_attention<true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+    decode_attention<true, false>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_early_f16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
+    decode_attention<false, true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) decode_attention_early_bf16(const u16* q, u32 q_stride, const u16* kc, const u16* vc, u16* out, float* partial, u32* counters, u32 context, u32 chunk, float scale_log2) {
+    decode_attention<true, true>(q, q_stride, kc, vc, out, partial, counters, context, chunk, scale_log2);
 }
 
 // ---------------------------------------------------------------------------------------
