@@ -6,7 +6,7 @@
 
 use crate::host::ElemType;
 use crate::sources::{SOURCES, Source, compilation_unit};
-use crate::telemetry::{Nvml, Reading};
+use crate::telemetry::{Reading, Telemetry};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags, CUresult};
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaStream, LaunchConfig, PushKernelArg, result,
@@ -117,7 +117,7 @@ pub struct Gpu {
     /// Timing events, reused across calls (creating a thousand per batch is measurable).
     events: std::cell::RefCell<Vec<CudaEvent>>,
     /// Clock, power and temperature source; `None` where NVML is not available.
-    pub nvml: Option<Nvml>,
+    pub telemetry: Option<Telemetry>,
     /// One reading after every timed batch while `recording`, for the kernel being measured.
     pub readings: std::cell::RefCell<Vec<Reading>>,
     /// Set once a kernel's timed samples start: readings during autotuning and warm-up would
@@ -145,14 +145,14 @@ impl Gpu {
         let functions = no_panic("compiling kernels", || {
             compile(&ctx, info.compute_capability, SOURCES.iter())
         })??;
-        let nvml = pci_bus_id(&ctx).and_then(|bus| Nvml::open(&bus));
+        let telemetry = pci_bus_id(&ctx).and_then(|bus| Telemetry::open(&bus));
         Ok(Gpu {
             ctx,
             stream,
             info,
             functions,
             events: Default::default(),
-            nvml,
+            telemetry,
             readings: Default::default(),
             recording: Default::default(),
         })
@@ -297,7 +297,7 @@ impl Gpu {
             .map_err(driver_error)?;
         // Read right after the batch, while the clock is still the one it ran at.
         if self.recording.get()
-            && let Some(reading) = self.nvml.as_ref().and_then(Nvml::read)
+            && let Some(reading) = self.telemetry.as_ref().and_then(Telemetry::read)
         {
             self.readings.borrow_mut().push(reading);
         }

@@ -25,6 +25,7 @@ pub mod layer;
 pub mod layer_backward;
 pub mod links;
 pub mod nccl;
+pub mod nvml;
 pub mod p2p;
 pub mod peers;
 pub mod sources;
@@ -218,7 +219,7 @@ impl Backend for CudaBackend {
                 details.insert(key.into(), v.to_string());
             }
         }
-        if let Some(watts) = self.gpu.nvml.as_ref().and_then(|n| n.power_limit_w()) {
+        if let Some(watts) = self.gpu.telemetry.as_ref().and_then(|t| t.power_limit_w()) {
             details.insert("power_limit_w".into(), format!("{watts:.0}"));
         }
         Some(Accelerator {

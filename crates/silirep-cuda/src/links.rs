@@ -8,31 +8,15 @@
 //! Labels follow `nvidia-smi topo -m`: `NV18` for 18 NVLinks between two GPUs, `PIX`, `PXB`,
 //! `PHB`, `NODE`, `SYS` for PCIe paths. Missing facts are left out, never guessed.
 
+use crate::nvml::{Handle, Nvml, PcieLink};
 use crate::peers::PeerDevice;
 use cudarc::driver::sys::{self, CUdevice_P2PAttribute};
-use libloading::Library;
 use silirep_core::schema::{Link, Topology, TopologyDevice};
 use std::collections::BTreeMap;
-use std::ffi::{CString, c_char, c_int, c_uint, c_void};
+use std::ffi::c_int;
 
-type NvmlReturn = c_uint;
-type Device = *mut c_void;
-const NVML_SUCCESS: NvmlReturn = 0;
 /// `NVML_NVLINK_MAX_LINKS` in nvml.h (Hopper has 18).
-const NVLINK_MAX_LINKS: c_uint = 18;
-const NVML_FEATURE_ENABLED: c_uint = 1;
-
-/// `nvmlPciInfo_t` (nvml.h): legacy bus id, domain, bus, device, ids, bus id.
-#[repr(C)]
-struct PciInfo {
-    bus_id_legacy: [c_char; 16],
-    domain: c_uint,
-    bus: c_uint,
-    device: c_uint,
-    pci_device_id: c_uint,
-    pci_sub_system_id: c_uint,
-    bus_id: [c_char; 32],
-}
+const NVLINK_MAX_LINKS: u32 = 18;
 
 /// What NVML says about one GPU.
 #[derive(Debug, Default, Clone)]
@@ -47,17 +31,17 @@ struct GpuLinks {
 /// The topology record of `devices` (and the host with `host`).
 pub fn describe(devices: &[&PeerDevice], host: bool) -> Topology {
     let nvml = Nvml::open();
-    let handles: Vec<Option<Device>> = devices
+    let handles: Vec<Option<Handle>> = devices
         .iter()
         .map(|d| {
             let nvml = nvml.as_ref()?;
-            nvml.handle(d.pci_bus_id.as_deref()?)
+            nvml.device(d.pci_bus_id.as_deref()?)
         })
         .collect();
     let facts: Vec<GpuLinks> = handles
         .iter()
         .map(|h| match (nvml.as_ref(), h) {
-            (Some(nvml), Some(h)) => nvml.gpu_links(*h),
+            (Some(nvml), Some(h)) => gpu_links(nvml, *h),
             _ => GpuLinks::default(),
         })
         .collect();
@@ -274,139 +258,23 @@ pub fn parse_bus_id(text: &str) -> Option<(u32, u32, u32)> {
     Some((domain, bus, device))
 }
 
-type GetUint = unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn;
-type GetLinkUint = unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn;
-
-struct Nvml {
-    by_bus: unsafe extern "C" fn(*const c_char, *mut Device) -> NvmlReturn,
-    link_state: Option<GetLinkUint>,
-    link_version: Option<GetLinkUint>,
-    link_remote: Option<unsafe extern "C" fn(Device, c_uint, *mut PciInfo) -> NvmlReturn>,
-    ancestor: Option<unsafe extern "C" fn(Device, Device, *mut c_uint) -> NvmlReturn>,
-    pcie: [Option<GetUint>; 4],
-    shutdown: unsafe extern "C" fn() -> NvmlReturn,
-    _library: Library,
-}
-
-impl Drop for Nvml {
-    fn drop(&mut self) {
-        // SAFETY: balances the successful nvmlInit_v2 in `open`.
-        unsafe {
-            (self.shutdown)();
+fn gpu_links(nvml: &Nvml, device: Handle) -> GpuLinks {
+    let mut out = GpuLinks {
+        pcie_current: nvml.pcie_link(device, PcieLink::Current),
+        pcie_max: nvml.pcie_link(device, PcieLink::Max),
+        ..GpuLinks::default()
+    };
+    for link in 0..NVLINK_MAX_LINKS {
+        // Link indices past the GPU's count, and GPUs without NVLink, answer None.
+        if nvml.nvlink_active(device, link) != Some(true) {
+            continue;
+        }
+        out.nvlink_remotes.push(nvml.nvlink_remote(device, link));
+        if out.nvlink_version.is_none() {
+            out.nvlink_version = nvml.nvlink_version(device, link);
         }
     }
-}
-
-impl Nvml {
-    fn open() -> Option<Nvml> {
-        // SAFETY: libnvidia-ml's initialisers only register the library; every symbol is
-        // looked up with its nvml.h signature and used only while `library` lives beside it.
-        unsafe {
-            let library = Library::new("libnvidia-ml.so.1").ok()?;
-            let init = *library
-                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlInit_v2\0")
-                .ok()?;
-            let shutdown = *library
-                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlShutdown\0")
-                .ok()?;
-            let by_bus = *library.get(b"nvmlDeviceGetHandleByPciBusId_v2\0").ok()?;
-            let optional = |name: &[u8]| library.get::<GetUint>(name).ok().map(|s| *s);
-            let pcie = [
-                optional(b"nvmlDeviceGetCurrPcieLinkGeneration\0"),
-                optional(b"nvmlDeviceGetCurrPcieLinkWidth\0"),
-                optional(b"nvmlDeviceGetMaxPcieLinkGeneration\0"),
-                optional(b"nvmlDeviceGetMaxPcieLinkWidth\0"),
-            ];
-            let link_state = library
-                .get::<GetLinkUint>(b"nvmlDeviceGetNvLinkState\0")
-                .ok()
-                .map(|s| *s);
-            let link_version = library
-                .get::<GetLinkUint>(b"nvmlDeviceGetNvLinkVersion\0")
-                .ok()
-                .map(|s| *s);
-            let link_remote = library
-                .get(b"nvmlDeviceGetNvLinkRemotePciInfo_v2\0")
-                .ok()
-                .map(|s| *s);
-            let ancestor = library
-                .get(b"nvmlDeviceGetTopologyCommonAncestor\0")
-                .ok()
-                .map(|s| *s);
-            if init() != NVML_SUCCESS {
-                return None;
-            }
-            Some(Nvml {
-                by_bus,
-                link_state,
-                link_version,
-                link_remote,
-                ancestor,
-                pcie,
-                shutdown,
-                _library: library,
-            })
-        }
-    }
-
-    fn handle(&self, pci_bus_id: &str) -> Option<Device> {
-        let bus = CString::new(pci_bus_id).ok()?;
-        let mut device: Device = std::ptr::null_mut();
-        // SAFETY: NUL-terminated string in, one handle out.
-        (unsafe { (self.by_bus)(bus.as_ptr(), &mut device) } == NVML_SUCCESS).then_some(device)
-    }
-
-    fn gpu_links(&self, device: Device) -> GpuLinks {
-        let mut out = GpuLinks::default();
-        let read = |f: Option<GetUint>| {
-            let mut v: c_uint = 0;
-            // SAFETY: a valid handle; writes one unsigned int.
-            f.filter(|f| unsafe { f(device, &mut v) } == NVML_SUCCESS)
-                .map(|_| v)
-        };
-        let [cg, cw, mg, mw] = self.pcie;
-        out.pcie_current = read(cg).zip(read(cw));
-        out.pcie_max = read(mg).zip(read(mw));
-        let Some(state) = self.link_state else {
-            return out;
-        };
-        for link in 0..NVLINK_MAX_LINKS {
-            let mut active: c_uint = 0;
-            // SAFETY: a valid handle; link indices past the GPU's count return an error.
-            if unsafe { state(device, link, &mut active) } != NVML_SUCCESS
-                || active != NVML_FEATURE_ENABLED
-            {
-                continue;
-            }
-            let remote = self.link_remote.and_then(|f| {
-                // SAFETY: writes one nvmlPciInfo_t, which PciInfo mirrors.
-                let mut info: PciInfo = unsafe { std::mem::zeroed() };
-                (unsafe { f(device, link, &mut info) } == NVML_SUCCESS).then_some((
-                    info.domain,
-                    info.bus,
-                    info.device,
-                ))
-            });
-            out.nvlink_remotes.push(remote);
-            if out.nvlink_version.is_none()
-                && let Some(f) = self.link_version
-            {
-                let mut v: c_uint = 0;
-                // SAFETY: as above.
-                if unsafe { f(device, link, &mut v) } == NVML_SUCCESS {
-                    out.nvlink_version = Some(v);
-                }
-            }
-        }
-        out
-    }
-
-    fn common_ancestor(&self, a: Device, b: Device) -> Option<u32> {
-        let f = self.ancestor?;
-        let mut level: c_uint = 0;
-        // SAFETY: two valid handles; writes one enum value.
-        (unsafe { f(a, b, &mut level) } == NVML_SUCCESS).then_some(level)
-    }
+    out
 }
 
 #[cfg(test)]
@@ -440,11 +308,5 @@ mod tests {
         // Hopper's NVLink 4 reads 6 (seen on an H200 pair).
         assert_eq!(nvlink_version_label(6), "4.0 (NVML value 6)");
         assert_eq!(nvlink_version_label(99), "unknown (NVML value 99)");
-    }
-
-    #[test]
-    fn pci_info_matches_nvml_layout() {
-        // 16-byte legacy id, five unsigned ints, 32-byte id.
-        assert_eq!(std::mem::size_of::<PciInfo>(), 16 + 5 * 4 + 32);
     }
 }

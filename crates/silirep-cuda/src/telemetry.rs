@@ -1,5 +1,5 @@
 //! What the GPU's clock, power draw and temperature were while a kernel was timed, read
-//! through NVML (libnvidia-ml, opened at run time like every other NVIDIA library here).
+//! through NVML (`crate::nvml`).
 //!
 //! Why it is recorded: a data-center GPU on a large GEMM runs into its power cap within a
 //! fraction of a second and lowers its clock (an H100 SXM: 1980 MHz boost, ~1500 MHz at
@@ -9,15 +9,8 @@
 //! Telemetry is optional: where NVML cannot be opened (a container without the library, a
 //! driver without a symbol) measurements go on and simply carry no readings.
 
-use libloading::Library;
+use crate::nvml::{Handle, Nvml};
 use std::collections::BTreeMap;
-use std::ffi::{CString, c_char, c_uint, c_ulonglong, c_void};
-
-type NvmlReturn = c_uint;
-type Device = *mut c_void;
-const NVML_SUCCESS: NvmlReturn = 0;
-const NVML_CLOCK_SM: c_uint = 1;
-const NVML_TEMPERATURE_GPU: c_uint = 0;
 
 /// The clock-event ("throttle") reason bits of `nvml.h`, with the names reports use.
 /// The idle bit is left out: between timing batches the GPU is briefly idle by design.
@@ -45,101 +38,28 @@ pub struct Reading {
     pub reasons: Option<u64>,
 }
 
-pub struct Nvml {
-    device: Device,
-    clock: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn,
-    power: unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn,
-    temperature: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn,
-    reasons: unsafe extern "C" fn(Device, *mut c_ulonglong) -> NvmlReturn,
-    power_limit: unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn,
-    shutdown: unsafe extern "C" fn() -> NvmlReturn,
-    /// Keeps the function pointers above valid; dropped after `drop` shut NVML down.
-    _library: Library,
+/// NVML, open for the GPU being measured.
+pub struct Telemetry {
+    nvml: Nvml,
+    device: Handle,
 }
 
-impl Drop for Nvml {
-    fn drop(&mut self) {
-        // SAFETY: balances the successful nvmlInit_v2 in `open`; nothing uses the device
-        // handle afterwards.
-        unsafe {
-            (self.shutdown)();
-        }
-    }
-}
-
-impl Nvml {
-    /// Opens NVML for the GPU at `pci_bus_id` (as `cuDeviceGetPCIBusId` writes it, which
-    /// identifies the same GPU whatever order CUDA and NVML enumerate devices in).
-    /// `None` when NVML is not there or does not know the device.
-    pub fn open(pci_bus_id: &str) -> Option<Nvml> {
-        // SAFETY: libnvidia-ml's initialisers only register the library.
-        let library = unsafe { Library::new("libnvidia-ml.so.1") }.ok()?;
-        // SAFETY: every symbol is looked up with its documented signature (nvml.h); the
-        // pointers are used only while `library` is alive (it is stored beside them).
-        unsafe {
-            let init = *library
-                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlInit_v2\0")
-                .ok()?;
-            let by_bus = *library
-                .get::<unsafe extern "C" fn(*const c_char, *mut Device) -> NvmlReturn>(
-                    b"nvmlDeviceGetHandleByPciBusId_v2\0",
-                )
-                .ok()?;
-            // The reasons query was renamed in driver 535; older drivers have the old name.
-            let reasons = library
-                .get(b"nvmlDeviceGetCurrentClocksEventReasons\0")
-                .or_else(|_| library.get(b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
-                .map(|s| *s)
-                .ok()?;
-            let clock = *library.get(b"nvmlDeviceGetClockInfo\0").ok()?;
-            let power = *library.get(b"nvmlDeviceGetPowerUsage\0").ok()?;
-            let temperature = *library.get(b"nvmlDeviceGetTemperature\0").ok()?;
-            let power_limit = *library.get(b"nvmlDeviceGetEnforcedPowerLimit\0").ok()?;
-            let shutdown = *library
-                .get::<unsafe extern "C" fn() -> NvmlReturn>(b"nvmlShutdown\0")
-                .ok()?;
-            let bus = CString::new(pci_bus_id).ok()?;
-            if init() != NVML_SUCCESS {
-                return None;
-            }
-            let mut device: Device = std::ptr::null_mut();
-            if by_bus(bus.as_ptr(), &mut device) != NVML_SUCCESS {
-                shutdown();
-                return None;
-            }
-            Some(Nvml {
-                device,
-                clock,
-                power,
-                temperature,
-                reasons,
-                power_limit,
-                shutdown,
-                _library: library,
-            })
-        }
+impl Telemetry {
+    /// `None` when NVML is not there or does not know the GPU at `pci_bus_id`.
+    pub fn open(pci_bus_id: &str) -> Option<Telemetry> {
+        let nvml = Nvml::open()?;
+        let device = nvml.device(pci_bus_id)?;
+        Some(Telemetry { nvml, device })
     }
 
     /// The GPU's state now, each field read on its own; `None` when no query succeeded.
     pub fn read(&self) -> Option<Reading> {
-        let (mut clock, mut milliwatts, mut celsius, mut reasons) = (0, 0, 0, 0);
-        // SAFETY: `device` came from NVML; each call writes one integer of the given type.
-        let reading = unsafe {
-            Reading {
-                sm_clock_mhz: ((self.clock)(self.device, NVML_CLOCK_SM, &mut clock)
-                    == NVML_SUCCESS)
-                    .then_some(clock),
-                power_w: ((self.power)(self.device, &mut milliwatts) == NVML_SUCCESS)
-                    .then_some(milliwatts as f64 / 1000.0),
-                temperature_c: ((self.temperature)(
-                    self.device,
-                    NVML_TEMPERATURE_GPU,
-                    &mut celsius,
-                ) == NVML_SUCCESS)
-                    .then_some(celsius),
-                reasons: ((self.reasons)(self.device, &mut reasons) == NVML_SUCCESS)
-                    .then_some(reasons),
-            }
+        let (nvml, device) = (&self.nvml, self.device);
+        let reading = Reading {
+            sm_clock_mhz: nvml.sm_clock_mhz(device),
+            power_w: nvml.power_w(device),
+            temperature_c: nvml.temperature_c(device),
+            reasons: nvml.clock_event_reasons(device),
         };
         let any = reading.sm_clock_mhz.is_some()
             || reading.power_w.is_some()
@@ -150,10 +70,7 @@ impl Nvml {
 
     /// The power limit the driver enforces, in watts.
     pub fn power_limit_w(&self) -> Option<f64> {
-        let mut milliwatts = 0;
-        // SAFETY: as in `read`.
-        let ok = unsafe { (self.power_limit)(self.device, &mut milliwatts) } == NVML_SUCCESS;
-        ok.then_some(milliwatts as f64 / 1000.0)
+        self.nvml.power_limit_w(self.device)
     }
 }
 
@@ -280,6 +197,6 @@ mod tests {
     fn opening_an_unknown_bus_is_none_not_a_panic() {
         // Without NVML (CI) this is None because the library is missing; with it, because no
         // GPU sits at this bus address.
-        assert!(Nvml::open("ffff:ff:1f.7").is_none());
+        assert!(Telemetry::open("ffff:ff:1f.7").is_none());
     }
 }
