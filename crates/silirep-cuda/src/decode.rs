@@ -390,10 +390,13 @@ impl<'a> Decode<'a> {
         // (programmatic dependent launch, attention's early cache tile): for the GEMV path,
         // each kept only if it pays. (An L2 prefetch of the output projection's weights while
         // attention runs was tried here too and never paid: docs/PERFORMANCE.md.)
-        let options: &[(bool, bool)] = if self.gemm.is_none() {
-            &[(false, false), (true, false), (true, true)]
-        } else {
+        let options: &[(bool, bool)] = if self.gemm.is_some() {
             &[(false, false)]
+        } else if self.context == 0 {
+            // No attention to start early.
+            &[(false, false), (true, false)]
+        } else {
+            &[(false, false), (true, false), (true, true)]
         };
         for &(pdl, early_cache) in options {
             self.pdl = pdl;
@@ -836,6 +839,32 @@ impl<'a> Decode<'a> {
         Ok(())
     }
 
+    /// Fills the newest slot (`slots - 1`) of every sequence's keys and values in every layer
+    /// with a constant (7.0 in f16, 32768 in bf16) that no step writes there.
+    fn poison_newest_rows(&self) -> Result<(), KernelError> {
+        let es = self.elem.size_bytes() as u64;
+        let hd = self.shape.head_dim;
+        let rows = self.batch * self.shape.kv_heads;
+        self.gpu.ctx.bind_to_thread().map_err(driver_error)?;
+        for cache in self.caches.iter().flatten() {
+            // SAFETY: `rows` runs of `hd` elements, `slots·hd` elements apart, starting at slot
+            // `slots - 1` of the first sequence: all inside the cache allocation.
+            unsafe {
+                sys::cuMemsetD2D16Async(
+                    cache.ptr + (self.slots - 1) * hd * es,
+                    (self.slots * hd * es) as usize,
+                    0x4700,
+                    hd as usize,
+                    rows as usize,
+                    self.gpu.stream.cu_stream(),
+                )
+            }
+            .result()
+            .map_err(driver_error)?;
+        }
+        Ok(())
+    }
+
     fn step(&self) -> Result<(), KernelError> {
         match &self.graph {
             Some(g) => self.replay(g),
@@ -874,6 +903,10 @@ impl PreparedKernel for Decode<'_> {
     }
 
     fn verify(&mut self) -> Result<Verification, KernelError> {
+        // Every step writes the same bits into the newest cache row, so an attention kernel
+        // that read it before this step's QKV kernel wrote it would still match: overwrite it
+        // first, so that such a read shows as a wrong attention output below.
+        self.poison_newest_rows()?;
         self.step()?;
         self.gpu.synchronize()?;
         let gpu = self.gpu;

@@ -13,8 +13,10 @@ use std::ffi::{CString, c_char, c_uint, c_ulonglong, c_void};
 type Return = c_uint;
 type Device = *mut c_void;
 
-/// One GPU as NVML knows it (`nvmlDevice_t`). Only [`Nvml::device`] makes one, and it is
-/// valid while that `Nvml` lives; every query takes it with the `Nvml` it came from.
+/// One GPU as NVML knows it (`nvmlDevice_t`); only [`Nvml::device`] makes one. NVML's
+/// handles are process-wide and valid while the library is initialised, which every live
+/// `Nvml` keeps it (init and shutdown are counted); queries take `&Nvml`, so a handle is only
+/// ever used while one is alive.
 #[derive(Clone, Copy)]
 pub struct Handle(Device);
 const SUCCESS: Return = 0;

@@ -18,8 +18,8 @@
 // vector is fed in the same order.
 //
 // Programmatic dependent launch: each GEMV issues its first weight loads (weights never
-// depend on the previous kernel), and attention its first tile of cached keys and values,
-// before `griddepcontrol.wait`, which returns once the previous kernel has finished and its
+// depend on the previous kernel), and attention's early variant its first tile of cached keys
+// and values (all rows but the newest), before `griddepcontrol.wait`, which returns once the previous kernel has finished and its
 // writes are visible. Nothing is written before the wait. Launched without the attribute,
 // the wait is a no-op.
 
@@ -344,33 +344,51 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
 
     // A tile's key and value loads all go out before any is used (16 per thread in flight),
     // so the value rows arrive while the logits and the softmax are computed; rows past the
-    // end read as zeros (their probability is 0). EARLY: every cached row but the newest was
-    // written by an earlier step, so a block whose first tile does not hold the newest row
-    // (which this step's QKV kernel writes) requests that tile before the wait, and its HBM
-    // round trip overlaps the QKV kernel's tail. That keeps the tile in registers while the
-    // query is loaded (216 instead of 167 per thread), which costs occupancy where attention
-    // is many blocks deep (batch 64: 100 instead of 88 µs per layer), so decode.rs times the
-    // step both ways.
+    // end read as zeros (their probability is 0).
+    //
+    // EARLY: every cached row but the newest (`context - 1`, which this step's QKV kernel
+    // writes) was written by an earlier step, so the block's first tile, all but that row, is
+    // requested before the wait and its HBM round trip overlaps the QKV kernel's tail; the
+    // newest row is read after the wait. Holding the tile while the query is loaded takes 219
+    // registers per thread instead of 167, which costs occupancy where attention is many
+    // blocks deep (batch 64: 100 instead of 88 µs per layer), so decode.rs offers this
+    // variant only with programmatic dependent launch (batches ≤ 8) and keeps it if the step
+    // is faster.
+    const u32 newest = context - 1;
     uint4 kraw[ATT_TILE / 16][2], vraw[ATT_TILE / 8];
-    auto load_tile = [&](u32 j0) {
+    // `skip`: a row to leave as zeros (the newest, before the wait), or none (~0u).
+    auto load_tile = [&](u32 j0, u32 skip) {
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 j = j0 + pass * 16 + pos_in_pass;
+            const bool ok = j < end && j != skip;
             const u16* kr = kcache + (seq + j) * ATT_HEAD_DIM + dslice;
 #pragma unroll
-            for (int v = 0; v < 2; ++v) kraw[pass][v] = j < end ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
+            for (int v = 0; v < 2; ++v) kraw[pass][v] = ok ? load_activation(kr + 8 * v) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int i = 0; i < ATT_TILE / 8; ++i) {
             const u32 j = j0 + vj + 8 * i;
-            vraw[i] = j < end ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
+            const bool ok = j < end && j != skip;
+            vraw[i] = ok ? load_activation(vcache + (seq + j) * ATT_HEAD_DIM + vd) : make_uint4(0, 0, 0, 0);
         }
     };
-    const bool early = EARLY && min(end, start + ATT_TILE) < context;
-    if (early) load_tile(start);
+    if (EARLY) load_tile(start, newest);
     griddep_wait();
     griddep_launch_dependents();
-    if (EARLY && !early) load_tile(start);
+    if (EARLY && newest >= start && newest < min(end, start + ATT_TILE)) {
+        // The thread slots that hold the newest row, if this tile has it.
+#pragma unroll
+        for (int pass = 0; pass < ATT_TILE / 16; ++pass)
+            if (start + pass * 16 + pos_in_pass == newest) {
+                const u16* kr = kcache + (seq + newest) * ATT_HEAD_DIM + dslice;
+#pragma unroll
+                for (int v = 0; v < 2; ++v) kraw[pass][v] = load_activation(kr + 8 * v);
+            }
+#pragma unroll
+        for (int i = 0; i < ATT_TILE / 8; ++i)
+            if (start + vj + 8 * i == newest) vraw[i] = load_activation(vcache + (seq + newest) * ATT_HEAD_DIM + vd);
+    }
 #pragma unroll
     for (int h = 0; h < ATT_GROUP; ++h) {
         const u16* qh = q + (u64)token * q_stride + (u64)(kvh * ATT_GROUP + h) * ATT_HEAD_DIM + dslice;
@@ -390,7 +408,7 @@ __device__ void decode_attention(const u16* __restrict__ q, u32 q_stride, const 
         run_l[tid] = 0.0f;
     }
     for (u32 j0 = start; j0 < end; j0 += ATT_TILE) {
-        if (j0 != start || !EARLY) load_tile(j0);
+        if (j0 != start || !EARLY) load_tile(j0, ~0u);
 #pragma unroll
         for (int pass = 0; pass < ATT_TILE / 16; ++pass) {
             const u32 jj = pass * 16 + pos_in_pass, j = j0 + jj;
