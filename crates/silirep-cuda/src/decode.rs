@@ -38,11 +38,8 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 const EPS: f32 = LayerShape::RMS_NORM_EPSILON;
-/// Tokens one mma takes (its n; `DEC_NTILE` in decode.cu).
-const GEMV_NTILE: u64 = 8;
-/// Tokens the tensor-core GEMVs handle (`DEC_MAX_BATCH` in decode.cu): the `_n16` kernels feed
-/// each weight fragment to two mmas, tokens 0–7 and 8–15.
-pub const GEMV_MAX_BATCH: u64 = 2 * GEMV_NTILE;
+/// Tokens one tensor-core GEMV handles (the mma's n = 8; `DEC_MAX_BATCH` in decode.cu).
+pub const GEMV_MAX_BATCH: u64 = 8;
 /// Rows per GEMV tile (`DEC_TILE` in decode.cu): one mma's m.
 const TILE: u64 = 16;
 /// The columns every GEMV's k must be a multiple of: the kernels need whole chunks, and the
@@ -639,9 +636,7 @@ impl<'a> Decode<'a> {
         let st = self.stream().cu_stream() as cudarc::cublaslt::sys::cudaStream_t;
         let gemv = |kernel: &str, rows: u64, args: &[Arg]| {
             let blocks = (rows / TILE).min(self.grid_caps[stage as usize]);
-            // Two n-tiles above 8 tokens (decode.cu's `_n16` kernels).
-            let tokens = if self.batch > GEMV_NTILE { "_n16" } else { "" };
-            let name = format!("{kernel}{}{tokens}", self.depths[stage as usize]);
+            let name = format!("{kernel}{}", self.depths[stage as usize]);
             self.launch(&name, (blocks as u32, 1, 1), GEMV_THREADS, args, self.pdl)
         };
         let attn_in = if self.context == 0 {

@@ -11,9 +11,8 @@
 // normalised copy of the activations (and its kernel) from every projection.
 //
 // The GEMVs run on the tensor cores (mma.m16n8k16, f32 accumulation): one warp multiplies a
-// 16-row weight tile by up to 8 tokens (16 with two n-tiles), so a 16-byte weight load costs
-// half an mma instead of eight conversions and multiply-adds, leaving the SM free to keep
-// loads in flight. The
+// 16-row weight tile by up to 8 tokens, so a 16-byte weight load costs half an mma instead of
+// eight conversions and multiply-adds, leaving the SM free to keep loads in flight. The
 // dot product does not care about the order of k, so each lane feeds the mma fragments with
 // the 8 consecutive columns it loaded in one 16-byte access (see gemv_tile), and the token
 // vector is fed in the same order.
@@ -28,11 +27,8 @@
 #define DEC_WARPS 8
 // Each kernel comes in three depths U (decode_qkv2_f16, decode_qkv4_f16, decode_qkv8_f16, …): a warp's chunk is
 // U 32-column steps, 2·U 16-byte weight loads in flight per lane; decode.rs picks per stage.
-// The `_n16` kernels (decode_qkv4_n16_f16, …) take up to 16 tokens with two mma n-tiles.
 #define DEC_TILE 16
-// Tokens per mma (its n); a kernel with NT n-tiles takes up to 8·NT tokens.
-#define DEC_NTILE 8
-#define DEC_MAX_BATCH 16
+#define DEC_MAX_BATCH 8
 
 __device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void griddep_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
@@ -75,15 +71,12 @@ template <bool BF16> __device__ __forceinline__ float sum_squares(uint4 v) {
     return s;
 }
 
-// Result of one block's 16-row tile: lane (g, t) of warp 0 holds, for each n-tile i, rows g
-// and g+8 for tokens 8i + 2t and 8i + 2t + 1 (the mma accumulator layout; c[4i + 2·half + j]
-// is row g + 8·half, token 8i + 2t + j) and Σx² of those two tokens (ss[2i + j]).
-template <int NT> struct TileResult {
-    float c[4 * NT];
-    float ss[2 * NT];
+// Result of one block's 16-row tile: lane (g, t) of warp 0 holds rows g and g+8 for tokens
+// 2t and 2t+1 (the mma accumulator layout), and Σx² of those two tokens.
+struct TileResult {
+    float c[4];
+    float ss[2];
 };
-// The token of TileResult entry (i, j) for lane quad t.
-__device__ __forceinline__ u32 tile_token(int i, int j, u32 t) { return DEC_NTILE * i + 2 * t + j; }
 
 // Weight layout (the GEMV path's own, written by the host as it fills the weights): each
 // 16-row tile of W [rows×k] is stored as k/32 blocks of 1 KiB, one per 32-column step; a
@@ -99,38 +92,26 @@ __device__ __forceinline__ u32 tile_token(int i, int j, u32 t) { return DEC_NTIL
 // 32s + 8t of rows g and g+8 and of token g; the two mmas of step s take those 8 columns as
 // their k = {2t, 2t+1, 2t+8, 2t+9} of two k-tiles, in the same order for weights and tokens,
 // so every product pairs the right column.
-// With NT = 2 a second n-tile takes tokens 8–15: the same weight fragments feed two mmas,
-// so a weight byte moved serves 16 tokens.
-template <bool BF16, int U, int NT>
-__device__ __forceinline__ TileResult<NT> gemv_tile(u32 tile, const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
-    __shared__ float part[DEC_WARPS][32][4 * NT];
-    __shared__ float part_ss[DEC_WARPS][NT][32];
+template <bool BF16, int U>
+__device__ __forceinline__ TileResult gemv_tile(u32 tile, const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, bool norm) {
+    __shared__ float part[DEC_WARPS][32][4];
+    __shared__ float part_ss[DEC_WARPS][32];
     const u32 warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const u16* wt = w + (u64)tile * DEC_TILE * k + 8 * lane;
-    bool has_token[NT];
-    const u16* xr[NT];
-#pragma unroll
-    for (int i = 0; i < NT; ++i) {
-        has_token[i] = DEC_NTILE * i + g < batch;
-        xr[i] = x + (u64)(has_token[i] ? DEC_NTILE * i + g : 0) * k + 8 * t;
-    }
+    const bool has_token = g < batch;
+    const u16* xr = x + (u64)(has_token ? g : 0) * k + 8 * t;
     const u32 chunks = k / (32 * U);
 
-    // Two accumulator sets per n-tile halve the chain of dependent mmas per chunk.
-    float c[NT][4], d[NT][4], ss[NT];
-#pragma unroll
-    for (int i = 0; i < NT; ++i) {
-        ss[i] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 4; ++e) c[i][e] = d[i][e] = 0.0f;
-    }
+    // Two accumulator sets halve the chain of dependent mmas per chunk.
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float ss = 0.0f;
     // A chunk's weights (lo, hi) and the tokens' matching columns (xv) are loaded together,
     // one chunk ahead of their use, so all of a chunk's loads are in flight at once. Loading
     // the activations at the top of each chunk instead let ptxas put the first mmas (and the
     // folded norm's arithmetic) between them: the warp then waited on one L2 round trip
     // before issuing the rest, and the same QKV and gate/up grids ran 1.8 and 2.8 µs per layer
     // slower (docs/PERFORMANCE.md).
-    uint4 lo[U], hi[U], xv[NT][U];
+    uint4 lo[U], hi[U], xv[U];
     auto load_weights = [&](u32 ch) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -140,10 +121,7 @@ __device__ __forceinline__ TileResult<NT> gemv_tile(u32 tile, const u16* __restr
     };
     auto load_tokens = [&](u32 ch) {
 #pragma unroll
-        for (int i = 0; i < NT; ++i)
-#pragma unroll
-            for (int u = 0; u < U; ++u)
-                xv[i][u] = has_token[i] ? load_activation(xr[i] + (u64)(ch * U + u) * 32) : make_uint4(0, 0, 0, 0);
+        for (int u = 0; u < U; ++u) xv[u] = has_token ? load_activation(xr + (u64)(ch * U + u) * 32) : make_uint4(0, 0, 0, 0);
     };
     u32 chunk = warp;
     if (chunk < chunks) load_weights(chunk);
@@ -154,12 +132,9 @@ __device__ __forceinline__ TileResult<NT> gemv_tile(u32 tile, const u16* __restr
     while (chunk < chunks) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-#pragma unroll
-            for (int i = 0; i < NT; ++i) {
-                mma16816<BF16>(c[i], lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[i][u].x, xv[i][u].y);
-                mma16816<BF16>(d[i], lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[i][u].z, xv[i][u].w);
-                if (norm) ss[i] += sum_squares<BF16>(xv[i][u]);
-            }
+            mma16816<BF16>(c, lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
+            mma16816<BF16>(d, lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+            if (norm) ss += sum_squares<BF16>(xv[u]);
         }
         chunk += DEC_WARPS;
         if (chunk < chunks) {
@@ -168,34 +143,28 @@ __device__ __forceinline__ TileResult<NT> gemv_tile(u32 tile, const u16* __restr
         }
     }
 #pragma unroll
-    for (int i = 0; i < NT; ++i) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) part[warp][lane][4 * i + e] = c[i][e] + d[i][e];
-        part_ss[warp][i][lane] = ss[i];
-    }
+    for (int e = 0; e < 4; ++e) part[warp][lane][e] = c[e] + d[e];
+    part_ss[warp][lane] = ss;
     __syncthreads();
-    TileResult<NT> r;
+    TileResult r;
 #pragma unroll
-    for (int e = 0; e < 4 * NT; ++e) {
+    for (int e = 0; e < 4; ++e) {
         float s = 0.0f;
 #pragma unroll
         for (int v = 0; v < DEC_WARPS; ++v) s += part[v][lane][e];
         r.c[e] = s;
     }
-    // Σx² of token 8i + n sits in lanes 4n…4n+3 of n-tile i in every warp.
+    // Σx² of token n sits in lanes 4n…4n+3 of every warp.
 #pragma unroll
-    for (int i = 0; i < NT; ++i) {
+    for (int j = 0; j < 2; ++j) {
+        const u32 n = 2 * t + j;
+        float s = 0.0f;
+        if (norm && n < batch) {
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
-            const u32 n = 2 * t + j;
-            float s = 0.0f;
-            if (norm && tile_token(i, j, t) < batch) {
-#pragma unroll
-                for (int v = 0; v < DEC_WARPS; ++v)
-                    for (int q = 0; q < 4; ++q) s += part_ss[v][i][4 * n + q];
-            }
-            r.ss[2 * i + j] = s;
+            for (int v = 0; v < DEC_WARPS; ++v)
+                for (int q = 0; q < 4; ++q) s += part_ss[v][4 * n + q];
         }
+        r.ss[j] = s;
     }
     // The next tile of a block rewrites `part`.
     __syncthreads();
@@ -206,24 +175,23 @@ __device__ __forceinline__ float rms_scale(float ss, u32 k, float eps) { return 
 
 // The first qd rows are the query, the next kvd the new key, the last kvd the new value; the
 // key and value go straight into slot `pos` of the cache [batch][kv_heads][slots][head_dim].
-template <bool BF16, int U, int NT>
+template <bool BF16, int U>
 __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ q,
                            u16* __restrict__ kcache, u16* __restrict__ vcache, u32 qd, u32 kvd, u32 head_dim, u32 slots, u32 pos) {
     const u32 tiles = (qd + 2 * kvd) / DEC_TILE;
     for (u32 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const TileResult<NT> r = gemv_tile<BF16, U, NT>(tile, w, x, k, batch, true);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-        for (int p = 0; p < 2 * NT; ++p) {
-            const int i = p / 2, j = p % 2;
-            const u32 n = tile_token(i, j, t);
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
             if (n >= batch) continue;
-            const float inv = rms_scale(r.ss[p], k, eps);
+            const float inv = rms_scale(r.ss[j], k, eps);
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const u32 row = tile * DEC_TILE + g + 8 * half;
-                const u16 v = f32_to_half<BF16>(r.c[4 * i + 2 * half + j] * inv);
+                const u16 v = f32_to_half<BF16>(r.c[2 * half + j] * inv);
                 if (row < qd) {
                     q[(u64)n * qd + row] = v;
                 } else {
@@ -237,155 +205,99 @@ __device__ void decode_qkv(const u16* __restrict__ w, const u16* __restrict__ x,
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 2, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 2, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 4, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 4, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 4>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 8, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<false, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 8, 1>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 2, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv2_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 2, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 4, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv4_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 4, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<false, 8, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_qkv8_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* q, u16* kc, u16* vc, u32 qd, u32 kvd, u32 hd, u32 slots, u32 pos) {
-    decode_qkv<true, 8, 2>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
+    decode_qkv<true, 8>(w, x, k, batch, eps, q, kc, vc, qd, kvd, hd, slots, pos);
 }
 
 // out = residual + W·x, rows wide (the output projection and the down projection).
-template <bool BF16, int U, int NT>
+template <bool BF16, int U>
 __device__ void decode_residual(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, const u16* __restrict__ residual,
                                 u16* __restrict__ out, u32 rows) {
     for (u32 tile = blockIdx.x; tile < rows / DEC_TILE; tile += gridDim.x) {
-        const TileResult<NT> r = gemv_tile<BF16, U, NT>(tile, w, x, k, batch, false);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, false);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-        for (int p = 0; p < 2 * NT; ++p) {
-            const int i = p / 2, j = p % 2;
-            const u32 n = tile_token(i, j, t);
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
             if (n >= batch) continue;
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
-                const u64 at = (u64)n * rows + tile * DEC_TILE + g + 8 * half;
-                out[at] = f32_to_half<BF16>(half_to_f32<BF16>(residual[at]) + r.c[4 * i + 2 * half + j]);
+                const u64 i = (u64)n * rows + tile * DEC_TILE + g + 8 * half;
+                out[i] = f32_to_half<BF16>(half_to_f32<BF16>(residual[i]) + r.c[2 * half + j]);
             }
         }
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 2, 1>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 2>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 2, 1>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 2>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 4, 1>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 4>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 4, 1>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 4>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 8, 1>(w, x, k, batch, residual, out, rows);
+    decode_residual<false, 8>(w, x, k, batch, residual, out, rows);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 8, 1>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 2, 2>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual2_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 2, 2>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 4, 2>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual4_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 4, 2>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<false, 8, 2>(w, x, k, batch, residual, out, rows);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_residual8_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, const u16* residual, u16* out, u32 rows) {
-    decode_residual<true, 8, 2>(w, x, k, batch, residual, out, rows);
+    decode_residual<true, 8>(w, x, k, batch, residual, out, rows);
 }
 
 // Gate and up rows interleaved in 16-row tiles: rows 16j…16j+7 are gate 8j…8j+7, rows
 // 16j+8…16j+15 are up 8j…8j+7, so one lane holds gate i and up i (accumulator rows g, g+8).
-template <bool BF16, int U, int NT>
+template <bool BF16, int U>
 __device__ void decode_swiglu(const u16* __restrict__ w, const u16* __restrict__ x, u32 k, u32 batch, float eps, u16* __restrict__ out,
                               u32 intermediate) {
     for (u32 tile = blockIdx.x; tile < 2 * intermediate / DEC_TILE; tile += gridDim.x) {
-        const TileResult<NT> r = gemv_tile<BF16, U, NT>(tile, w, x, k, batch, true);
+        const TileResult r = gemv_tile<BF16, U>(tile, w, x, k, batch, true);
         if (threadIdx.x >= 32) continue;
         const u32 lane = threadIdx.x, g = lane / 4, t = lane % 4;
 #pragma unroll
-        for (int p = 0; p < 2 * NT; ++p) {
-            const int i = p / 2, j = p % 2;
-            const u32 n = tile_token(i, j, t);
+        for (int j = 0; j < 2; ++j) {
+            const u32 n = 2 * t + j;
             if (n >= batch) continue;
-            const float inv = rms_scale(r.ss[p], k, eps);
-            const float gate = r.c[4 * i + j] * inv, up = r.c[4 * i + 2 + j] * inv;
+            const float inv = rms_scale(r.ss[j], k, eps);
+            const float gate = r.c[j] * inv, up = r.c[2 + j] * inv;
             out[(u64)n * intermediate + tile * (DEC_TILE / 2) + g] = f32_to_half<BF16>(gate / (1.0f + __expf(-gate)) * up);
         }
     }
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 2, 1>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 2>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 2, 1>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 2>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 4, 1>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 4>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 4, 1>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 4>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 8, 1>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<false, 8>(w, x, k, batch, eps, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 8, 1>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 2, 2>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu2_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 2, 2>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 4, 2>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu4_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 4, 2>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_n16_f16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<false, 8, 2>(w, x, k, batch, eps, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_swiglu8_n16_bf16(const u16* w, const u16* x, u32 k, u32 batch, float eps, u16* out, u32 inter) {
-    decode_swiglu<true, 8, 2>(w, x, k, batch, eps, out, inter);
+    decode_swiglu<true, 8>(w, x, k, batch, eps, out, inter);
 }
 
 // ---------------------------------------------------------------------------------------
