@@ -19,9 +19,9 @@
 //
 // Programmatic dependent launch: each GEMV issues its first weight loads (weights never
 // depend on the previous kernel), and attention's early variant its first tile of cached keys
-// and values (all rows but the newest), before `griddepcontrol.wait`, which returns once the previous kernel has finished and its
-// writes are visible. Nothing is written before the wait. Launched without the attribute,
-// the wait is a no-op.
+// and values (all rows but the newest), before `griddepcontrol.wait`, which returns once the
+// previous kernel has finished and its writes are visible. Nothing is written before the
+// wait. Launched without the attribute, the wait is a no-op.
 
 #define DEC_THREADS 256
 #define DEC_WARPS 8
